@@ -1,0 +1,202 @@
+"""ports: can the selected Shipyard stack publish its fixed host ports?
+
+Shipyard v1 binds 80, 8000 and 6379 on every address; anything already listening on
+one of them — on any address, IPv4 or IPv6 — makes its container fail with "port is
+already allocated" or "address already in use". For each conflict the check names the
+owner (process, or the container publishing it), and tells a previous Shipyard
+deployment (a warning: it is already deployed) from a foreign one (a failure).
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+from shipyard_doctor.host import Container, Host, ProcessInfo
+from shipyard_doctor.model import Check, Result
+from shipyard_doctor.sockets import Bind, Listener, try_bind
+from shipyard_doctor.stacks import HostPort
+
+
+@dataclass(frozen=True)
+class Holder:
+    text: str  # one line naming the owner, for the user
+    shipyard: bool  # a container of the selected Shipyard stack
+    data: dict[str, object]
+
+
+class PortsCheck(Check):
+    id = "ports"
+    title = "Shipyard's host ports are free"
+    category = "network"
+
+    def run(self, host: Host) -> Result:
+        stack = host.stack()
+        wanted = sorted(stack.host_ports(host.config.stack.ports), key=lambda w: w.port)
+        containers = host.containers()
+        listeners = host.tcp_listeners()
+        on_port = [item for item in listeners if item.port in {w.port for w in wanted}]
+        owners = host.socket_owners(item.inode for item in on_port)
+        names = stack.container_names
+
+        details, ports_data, foreign, ours = [], [], [], []
+        for want in wanted:
+            holders = _holders(want, on_port, owners, containers, names, host)
+            binds = {fam: try_bind(fam, want.port) for fam in _families()}
+            if not holders and Bind.IN_USE in binds.values():
+                holders.append(
+                    Holder(
+                        "an unidentified socket (not listening) is bound to it",
+                        False,
+                        {"kind": "unknown"},
+                    )
+                )
+            label = f"{want.port}/tcp ({want.service}" + (
+                f", moved from {want.default})" if want.moved else ")"
+            )
+            if holders:
+                for holder in holders:
+                    details.append(f"{label}: {holder.text}")
+                (ours if all(h.shipyard for h in holders) else foreign).append(want)
+            else:
+                details.append(f"{label}: free" + _bind_note(binds, host))
+            ports_data.append(
+                {
+                    "port": want.port,
+                    "service": want.service,
+                    "free": not holders,
+                    "bind": {_family_name(f): b.value for f, b in binds.items()},
+                    "holders": [h.data for h in holders],
+                }
+            )
+        if containers is None:
+            details.append("containers not inspected: the Docker API did not answer")
+        data = {"stack": stack.name, "ports": ports_data}
+        if foreign:
+            taken = ", ".join(str(w.port) for w in foreign)
+            return Result.failure(
+                f"port{'s' if len(foreign) > 1 else ''} {taken} already in use "
+                f"(needed by Shipyard {stack.name})",
+                details=details,
+                hints=_hints(foreign, host),
+                data=data,
+            )
+        if ours:
+            taken = ", ".join(str(w.port) for w in ours)
+            return Result.warning(
+                f"Shipyard {stack.name} is already deployed: its containers hold "
+                f"{taken}",
+                details=details,
+                hints=[
+                    "nothing to do if that deployment works; to deploy again, "
+                    "remove its containers first (docker rm -f "
+                    + " ".join(sorted({w.container for w in ours}))
+                    + ")"
+                ],
+                data=data,
+            )
+        ports = ", ".join(str(w.port) for w in wanted)
+        return Result.ok(f"ports {ports} are free", details=details, data=data)
+
+
+def _families() -> tuple[int, ...]:
+    return (socket.AF_INET, socket.AF_INET6)
+
+
+def _family_name(family: int) -> str:
+    return "ipv4" if family == socket.AF_INET else "ipv6"
+
+
+def _holders(
+    want: HostPort,
+    listeners: list[Listener],
+    owners: dict[int, ProcessInfo | None],
+    containers: tuple[Container, ...] | None,
+    stack_names: frozenset[str],
+    host: Host,
+) -> list[Holder]:
+    holders: list[Holder] = []
+    publishers = [
+        c
+        for c in containers or ()
+        if any(p.host_port == want.port and p.protocol == "tcp" for p in c.ports)
+    ]
+    for container in publishers:
+        shipyard = container.name in stack_names
+        note = " — a previous Shipyard deployment" if shipyard else ""
+        holders.append(
+            Holder(
+                f"published by container {container.name} (image {container.image}, "
+                f"{container.state}){note}",
+                shipyard,
+                {
+                    "kind": "container",
+                    "name": container.name,
+                    "image": container.image,
+                    "id": container.id[:12],
+                    "shipyard": shipyard,
+                },
+            )
+        )
+    seen_pids: set[int] = set()
+    for listener in (item for item in listeners if item.port == want.port):
+        owner = owners.get(listener.inode)
+        if owner is not None and owner.name == "docker-proxy" and publishers:
+            continue  # already named through the container it forwards to
+        if owner is not None:
+            if owner.pid in seen_pids:
+                continue  # one process listening on both IPv4 and IPv6
+            seen_pids.add(owner.pid)
+            holders.append(
+                Holder(
+                    f"{owner.describe()} listens on {listener.endpoint}",
+                    False,
+                    {
+                        "kind": "process",
+                        "pid": owner.pid,
+                        "name": owner.name,
+                        "cmdline": list(owner.cmdline),
+                        "user": owner.user,
+                        "address": listener.endpoint,
+                    },
+                )
+            )
+        else:
+            user = host.username(listener.uid)
+            why = "" if host.is_root else " (run as root to see which process)"
+            holders.append(
+                Holder(
+                    f"a process of user {user} listens on {listener.endpoint}; "
+                    f"its owner is not visible{why}",
+                    False,
+                    {
+                        "kind": "unknown",
+                        "uid": listener.uid,
+                        "user": user,
+                        "address": listener.endpoint,
+                    },
+                )
+            )
+    return holders
+
+
+def _bind_note(binds: dict[int, Bind], host: Host) -> str:
+    if Bind.DENIED in binds.values():
+        return (
+            f" (no listener; user {host.username(host.euid)} may not bind a "
+            "privileged port, which is not a conflict: Docker binds it as root)"
+        )
+    if all(b is Bind.UNAVAILABLE for b in binds.values()):
+        return " (no listener; the bind test was not possible)"
+    return ""
+
+
+def _hints(foreign: list[HostPort], host: Host) -> list[str]:
+    hints = [
+        "stop or move the program that holds the port (see the owners above), or move "
+        "Shipyard's port in the doctor's config, e.g. [stack.ports] "
+        f"{foreign[0].service} = {foreign[0].port + 1}",
+    ]
+    if not host.is_root:
+        hints.append("run as root (sudo) to name owners that are not your processes")
+    return hints

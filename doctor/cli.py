@@ -1,0 +1,263 @@
+"""The command line: parse, configure, run, render, exit. Nothing else lives here."""
+
+from __future__ import annotations
+
+import argparse
+import traceback
+from collections.abc import Sequence
+from dataclasses import replace
+
+from shipyard_doctor import __version__
+from shipyard_doctor.context import Environment
+from shipyard_doctor.errors import DoctorError, ExitCode, UsageError
+
+EPILOG = """\
+examples:
+  shipyard-doctor check                      check this host for Shipyard v1
+  shipyard-doctor check --only ports -v      one check, with all its evidence
+  shipyard-doctor check --json > doctor.json machine-readable result
+  shipyard-doctor check --ignore ports       show port conflicts, but exit 0
+  shipyard-doctor check --docker-host tcp://127.0.0.1:4243
+  shipyard-doctor list                       every check and the fixes for it
+
+exit codes: 0 no failure or error (warnings allowed), 1 a check failed or errored,
+2 usage or configuration error, 70 internal error, 130 interrupted.
+configuration: --config PATH, else $SHIPYARD_DOCTOR_CONFIG, else
+/etc/shipyard-doctor/config.toml (see README.md).
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", help="configuration file (TOML)")
+    common.add_argument(
+        "--docker-host",
+        metavar="URL",
+        help="Docker API endpoint, e.g. unix:///var/run/docker.sock or "
+        "tcp://127.0.0.1:2375 (overrides [docker] host and DOCKER_HOST)",
+    )
+    common.add_argument(
+        "--debug", action="store_true", help="show tracebacks for internal errors"
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="shipyard-doctor",
+        description="Find (and explain) the Docker host problems that break a "
+        "Shipyard install.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"shipyard-doctor {__version__}"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    check = commands.add_parser(
+        "check",
+        parents=[common],
+        help="run the checks and report",
+        description="Run the checks concurrently and report what is wrong and what "
+        "to do about it.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument(
+        "--only",
+        metavar="IDS",
+        action="append",
+        default=[],
+        help="run only these checks (comma-separated; their dependencies run too)",
+    )
+    check.add_argument(
+        "--skip",
+        metavar="IDS",
+        action="append",
+        default=[],
+        help="do not run these checks (comma-separated)",
+    )
+    check.add_argument(
+        "--ignore",
+        metavar="IDS",
+        action="append",
+        default=[],
+        help="run and show these checks, but their failures do not fail the exit code",
+    )
+    check.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document (schema in README.md)",
+    )
+    check.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show the evidence of every check, and timings",
+    )
+    check.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=_positive_float,
+        help="per-check timeout (overrides [checks] timeout)",
+    )
+    check.add_argument(
+        "--stack",
+        metavar="NAME",
+        help="the Shipyard stack to check for (overrides [stack] name)",
+    )
+
+    listing = commands.add_parser(
+        "list", parents=[common], help="list every check and the fixes for it"
+    )
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:
+    env = env or Environment()
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed usage or help
+        return int(exc.code or 0)
+    if args.command is None:
+        parser.print_help(env.stdout)
+        return ExitCode.USAGE
+    try:
+        if args.command == "list":
+            return _list(args, env)
+        return _check(args, env)
+    except DoctorError as exc:
+        print(f"shipyard-doctor: error: {exc}", file=env.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("shipyard-doctor: interrupted", file=env.stderr)
+        return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        return ExitCode.OK  # output went to a pager or head that closed early
+    except Exception as exc:
+        if args.debug:
+            traceback.print_exc(file=env.stderr)
+        print(
+            f"shipyard-doctor: internal error: {type(exc).__name__}: {exc} "
+            "(run again with --debug for the traceback, and please report it)",
+            file=env.stderr,
+        )
+        return ExitCode.INTERNAL
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0: {text!r}")
+    return value
+
+
+def _load_config(args: argparse.Namespace, env: Environment):  # type: ignore[no-untyped-def]
+    from shipyard_doctor.config import load_config
+    from shipyard_doctor.dockerapi import parse_endpoint
+    from shipyard_doctor.stacks import load_stack
+
+    config = load_config(args.config, env.environ)
+    if args.docker_host:
+        parse_endpoint(args.docker_host)  # a bad URL is a usage error, now
+        docker = replace(
+            config.docker, host=args.docker_host, host_origin="--docker-host"
+        )
+        config = replace(config, docker=docker)
+    parse_endpoint(config.docker.host)
+    if getattr(args, "stack", None):
+        load_stack(args.stack)
+        config = replace(config, stack=replace(config.stack, name=args.stack, ports={}))
+    if getattr(args, "timeout", None):
+        config = replace(config, checks=replace(config.checks, timeout=args.timeout))
+    return config
+
+
+def _ids(values: Sequence[str], known: Sequence[str], flag: str) -> list[str]:
+    ids = [
+        part.strip() for value in values for part in value.split(",") if part.strip()
+    ]
+    for check_id in ids:
+        if check_id not in known:
+            raise UsageError(
+                f"unknown check id {check_id!r} in {flag} (known: {', '.join(known)})"
+            )
+    return ids
+
+
+def _check(args: argparse.Namespace, env: Environment) -> int:
+    from shipyard_doctor.host import Host
+    from shipyard_doctor.model import Report
+    from shipyard_doctor.registry import discover
+    from shipyard_doctor.runner import Selection, order_checks
+
+    config = _load_config(args, env)
+    registry = discover()
+    known = registry.known_check_ids
+    only = _ids(args.only, known, "--only")
+    skip = {
+        **{
+            i: "skipped by [checks] skip"
+            for i in _ids(config.checks.skip, known, "[checks] skip")
+        },
+        **{i: "skipped by --skip" for i in _ids(args.skip, known, "--skip")},
+    }
+    ignore = {
+        *_ids(config.checks.ignore, known, "[checks] ignore"),
+        *_ids(args.ignore, known, "--ignore"),
+    }
+    selection = Selection(
+        ids=order_checks(registry, only or known),
+        skipped=skip,
+        ignored=frozenset(ignore),
+    )
+    host = Host(config, env.environ)
+    runs = _run(registry, selection, host, config.checks.timeout, args, env)
+    report = Report(__version__, host.summary(), tuple(runs))
+    if args.json:
+        from shipyard_doctor.render import json as render
+
+        render.render_report(report, env.stdout)
+    elif env.rich_output:
+        from shipyard_doctor.render import console
+
+        console.render_report(report, env.stdout, verbose=args.verbose)
+    else:
+        from shipyard_doctor.render import text
+
+        text.render_report(report, env.stdout, verbose=args.verbose)
+    return ExitCode.PROBLEMS if report.failed else ExitCode.OK
+
+
+def _run(registry, selection, host, timeout, args, env):  # type: ignore[no-untyped-def]
+    from shipyard_doctor.runner import run_checks
+
+    if args.json or not env.rich_output:
+        return run_checks(registry, selection, host, timeout)
+    from rich.console import Console
+
+    status_console = Console(file=env.stderr)
+    with status_console.status(f"running {len(selection.ids)} checks…"):
+        return run_checks(registry, selection, host, timeout)
+
+
+def _list(args: argparse.Namespace, env: Environment) -> int:
+    from shipyard_doctor.registry import discover
+
+    registry = discover()
+    if args.json:
+        from shipyard_doctor.render import json as render
+
+        render.render_list(registry, env.stdout, __version__)
+    elif env.rich_output:
+        from shipyard_doctor.render import console
+
+        console.render_list(registry, env.stdout)
+    else:
+        from shipyard_doctor.render import text
+
+        text.render_list(registry, env.stdout)
+    return ExitCode.OK

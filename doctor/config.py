@@ -1,0 +1,276 @@
+"""One configuration for the whole tool: a TOML file, then command-line overrides.
+
+Where the file comes from: ``--config PATH``, else ``$SHIPYARD_DOCTOR_CONFIG``, else
+``/etc/shipyard-doctor/config.toml`` if it exists, else built-in defaults. Every problem
+with the file (syntax, unknown key, wrong type) is a :class:`ConfigError` naming the
+file, the key and, where it can be found, the line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from shipyard_doctor.errors import ConfigError
+from shipyard_doctor.stacks import load_stack
+
+DEFAULT_PATH = Path("/etc/shipyard-doctor/config.toml")
+ENV_VAR = "SHIPYARD_DOCTOR_CONFIG"
+DEFAULT_DOCKER_SOCKET = "unix:///var/run/docker.sock"
+
+
+@dataclass(frozen=True)
+class DockerConfig:
+    host: str = DEFAULT_DOCKER_SOCKET
+    tcp: str = "127.0.0.1:4243"  # where the Shipyard agent (<= v0.2.5) expects the API
+    timeout: float = 3.0
+    min_api_version: str = "1.24"  # the oldest API the docker SDK still speaks
+    host_origin: str = "default"  # where `host` came from, shown as evidence
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    name: str = "v1"
+    ports: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChecksConfig:
+    timeout: float = 5.0
+    skip: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    # Where to look for binaries such as dockerd after $PATH: a normal user's PATH on
+    # Debian lacks /usr/sbin, where docker.io installs dockerd; CoreOS uses /opt/bin.
+    bin_dirs: tuple[str, ...] = (
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+        "/opt/bin",
+    )
+
+
+@dataclass(frozen=True)
+class Config:
+    docker: DockerConfig = field(default_factory=DockerConfig)
+    stack: StackConfig = field(default_factory=StackConfig)
+    checks: ChecksConfig = field(default_factory=ChecksConfig)
+    host: HostConfig = field(default_factory=HostConfig)
+    source: Path | None = None  # the file the values came from, if any
+
+
+# --- value validators: each returns the converted value or raises ValueError ---------
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError("must be a non-empty string")
+    return value
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError("must be a positive number of seconds")
+    return float(value)
+
+
+def _id_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError('must be a list of check ids, e.g. ["ports"]')
+    return tuple(value)
+
+
+def _dir_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(
+        isinstance(v, str) and v.startswith("/") for v in value
+    ):
+        raise ValueError('must be a list of absolute paths, e.g. ["/opt/bin"]')
+    return tuple(value)
+
+
+def _port(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise ValueError("must be a port number from 1 to 65535")
+    return value
+
+
+def _api_version(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"\d+\.\d+", value):
+        raise ValueError('must be an API version such as "1.24"')
+    return value
+
+
+def _tcp_address(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"\[?[\w.:-]+\]?:\d{1,5}", value):
+        raise ValueError('must be HOST:PORT, e.g. "127.0.0.1:4243"')
+    return value
+
+
+def _docker_url(value: Any) -> str:
+    text = _string(value)
+    if not re.match(r"^(unix|tcp|http|https)://", text):
+        raise ValueError('must be a URL such as "unix:///var/run/docker.sock"')
+    return text
+
+
+Validator = Callable[[Any], Any]
+SCHEMA: dict[str, dict[str, Validator]] = {
+    "docker": {
+        "host": _docker_url,
+        "tcp": _tcp_address,
+        "timeout": _seconds,
+        "min_api_version": _api_version,
+    },
+    "stack": {"name": _string, "ports": dict},  # ports is checked against the stack
+    "checks": {"timeout": _seconds, "skip": _id_list, "ignore": _id_list},
+    "host": {"bin_dirs": _dir_list},
+}
+
+
+def find_config_file(explicit: str | None, environ: Mapping[str, str]) -> Path | None:
+    """The file to read, by the documented order; None when there is none."""
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist (given by --config)")
+        return path
+    if environ.get(ENV_VAR):
+        path = Path(environ[ENV_VAR])
+        if not path.is_file():
+            raise ConfigError(
+                f"config file {path} does not exist (given by ${ENV_VAR})"
+            )
+        return path
+    return DEFAULT_PATH if DEFAULT_PATH.is_file() else None
+
+
+def load_config(
+    explicit: str | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
+    environ = os.environ if environ is None else environ
+    default = DockerConfig()
+    if environ.get("DOCKER_HOST"):
+        default = DockerConfig(host=environ["DOCKER_HOST"], host_origin="DOCKER_HOST")
+    path = find_config_file(explicit, environ)
+    if path is None:
+        return Config(docker=default)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {_reason(exc)}") from exc
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: TOML syntax error: {exc}") from exc
+    values = _validate(raw, path, text)
+    docker_values = values.get("docker", {})
+    if "host" in docker_values:
+        docker_values["host_origin"] = f"config file {path}"
+    docker = replace(default, **docker_values)
+    stack = StackConfig(**values.get("stack", {}))
+    checks = ChecksConfig(**values.get("checks", {}))
+    host = HostConfig(**values.get("host", {}))
+    return Config(docker=docker, stack=stack, checks=checks, host=host, source=path)
+
+
+def _validate(raw: dict[str, Any], path: Path, text: str) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for section, body in raw.items():
+        if section not in SCHEMA:
+            known = ", ".join(f"[{s}]" for s in SCHEMA)
+            raise ConfigError(
+                f"{path}{_at(text, section, None)}: unknown section [{section}]"
+                f" (known: {known})"
+            )
+        if not isinstance(body, dict):
+            raise ConfigError(f"{path}: '{section}' must be a table: [{section}]")
+        out[section] = {}
+        for key, value in body.items():
+            validator = SCHEMA[section].get(key)
+            where = f"{path}{_at(text, section, key)}"
+            if validator is None:
+                known = ", ".join(SCHEMA[section])
+                raise ConfigError(
+                    f"{where}: unknown key '{section}.{key}' (known in [{section}]: "
+                    f"{known})"
+                )
+            try:
+                out[section][key] = validator(value)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"{where}: '{section}.{key}' {exc}, got {_show(value)}"
+                ) from None
+    stack = out.get("stack", {})
+    stack_name = stack.get("name", StackConfig.name)
+    try:
+        definition = load_stack(stack_name)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}{_at(text, 'stack', 'name')}: {exc}") from None
+    if "ports" in stack:
+        stack["ports"] = _stack_ports(stack["ports"], definition.override_keys(), path)
+    return out
+
+
+def _stack_ports(
+    raw: dict[str, Any], known: Mapping[str, object], path: Path
+) -> dict[str, int]:
+    ports = {}
+    for key, value in raw.items():
+        if key not in known:
+            raise ConfigError(
+                f"{path}: unknown service 'stack.ports.{key}' "
+                f"(services with fixed ports: {', '.join(known)})"
+            )
+        try:
+            ports[key] = _port(value)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{path}: 'stack.ports.{key}' {exc}, got {_show(value)}"
+            ) from None
+    return ports
+
+
+def _at(text: str, section: str, key: str | None) -> str:
+    """' line N' for where a section or key is written, best effort; '' if unknown."""
+    current = ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        header = re.match(r"^\[\s*([^\]]+?)\s*\]", stripped)
+        if header:
+            current = header.group(1)
+            if key is None and current == section:
+                return f" line {number}"
+            continue
+        if (
+            key is not None
+            and current == section
+            and re.match(rf"^\"?{re.escape(key)}\"?\s*=", stripped)
+        ):
+            return f" line {number}"
+        dotted = rf"^\"?{re.escape(section)}\"?\.\"?{re.escape(key or '')}"
+        if not current and re.match(dotted, stripped):
+            return f" line {number}"
+    return ""
+
+
+def _show(value: Any) -> str:
+    kind = type(value).__name__
+    kinds = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
+    return f"{kinds.get(kind, kind)} {value!r}"
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc)

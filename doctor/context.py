@@ -1,0 +1,31 @@
+"""The environment the CLI runs in: streams, terminal facts, colour preference.
+
+Injected into ``main`` so tests (and embedders) can capture output without touching
+``sys.stdout``; renderers decide rich versus plain from it, never from globals.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TextIO
+
+
+@dataclass
+class Environment:
+    stdout: TextIO = field(default_factory=lambda: sys.stdout)
+    stderr: TextIO = field(default_factory=lambda: sys.stderr)
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    stdout_isatty: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.stdout_isatty is None:
+            isatty = getattr(self.stdout, "isatty", None)
+            self.stdout_isatty = bool(isatty and isatty())
+
+    @property
+    def rich_output(self) -> bool:
+        """Rich, coloured output only on a terminal and when NO_COLOR is unset."""
+        return bool(self.stdout_isatty) and not self.environ.get("NO_COLOR")

@@ -1,0 +1,33 @@
+"""Exit codes and the user-facing error hierarchy.
+
+Every error a user can cause or meet is a ``DoctorError``: the CLI prints its message
+as one line (a traceback only with ``--debug``) and exits with its ``exit_code``.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes, documented in README.md."""
+
+    OK = 0  # no check failed or errored (warnings allowed)
+    PROBLEMS = 1  # at least one check failed or errored (not ignored)
+    USAGE = 2  # bad command line or configuration
+    INTERNAL = 70  # a bug in shipyard-doctor itself (sysexits EX_SOFTWARE)
+    INTERRUPTED = 130  # Ctrl-C
+
+
+class DoctorError(Exception):
+    """An error meant for the user: one line saying what is wrong and what to do."""
+
+    exit_code: ExitCode = ExitCode.USAGE
+
+
+class UsageError(DoctorError):
+    """The command line asks for something that does not exist or does not fit."""
+
+
+class ConfigError(DoctorError):
+    """The configuration file cannot be read, parsed or validated."""

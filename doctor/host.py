@@ -1,0 +1,238 @@
+"""Host facts: the one gateway from checks to the machine.
+
+Every fact is gathered lazily, once per run, and shared by the checks that ask for it
+(checks run concurrently, so each fact has its own lock). Every call that can block is
+bounded by a timeout taken from the configuration. Checks get a :class:`Host` and
+never import docker, psutil or netifaces themselves.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import shutil
+import socket
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from shipyard_doctor import sockets
+from shipyard_doctor.config import Config
+from shipyard_doctor.dockerapi import DockerProbe, make_client, parse_endpoint, probe
+from shipyard_doctor.stacks import Stack, load_stack
+
+T = TypeVar("T")
+
+
+def fact(method: Callable[[Host], T]) -> Callable[[Host], T]:
+    """Compute a host fact on first use, once, even when checks ask concurrently."""
+    name = method.__name__
+
+    @functools.wraps(method)
+    def wrapper(self: Host) -> T:
+        with self._locks[name]:
+            if name not in self._facts:
+                self._facts[name] = method(self)
+            return self._facts[name]  # type: ignore[no-any-return]
+
+    return wrapper
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    pid: int
+    name: str
+    cmdline: tuple[str, ...]
+    user: str | None
+
+    def describe(self) -> str:
+        command = " ".join(self.cmdline) or self.name
+        if len(command) > 120:
+            command = command[:117] + "..."
+        user = f", user {self.user}" if self.user else ""
+        return f"{self.name} (pid {self.pid}{user}): {command}"
+
+
+@dataclass(frozen=True)
+class PublishedPort:
+    host_ip: str
+    host_port: int
+    container_port: int
+    protocol: str
+
+
+@dataclass(frozen=True)
+class Container:
+    id: str
+    name: str
+    image: str
+    state: str
+    ports: tuple[PublishedPort, ...]
+    labels: Mapping[str, str]
+
+
+class Host:
+    def __init__(self, config: Config, environ: Mapping[str, str] | None = None):
+        self.config = config
+        self.environ = dict(os.environ if environ is None else environ)
+        self._facts: dict[str, Any] = {}
+        self._locks: dict[str, threading.Lock] = _LockTable()
+
+    # --- identity ----------------------------------------------------------------
+
+    @property
+    def euid(self) -> int:
+        return os.geteuid()
+
+    @property
+    def is_root(self) -> bool:
+        return self.euid == 0
+
+    @fact
+    def stack(self) -> Stack:
+        return load_stack(self.config.stack.name)
+
+    @fact
+    def summary(self) -> dict[str, Any]:
+        return {
+            "hostname": socket.gethostname(),
+            "os": _os_release().get("PRETTY_NAME", platform.system()),
+            "kernel": platform.release(),
+            "arch": platform.machine(),
+            "user": _username(self.euid),
+            "uid": self.euid,
+            "docker_host": self.config.docker.host,
+            "stack": self.config.stack.name,
+        }
+
+    # --- Docker ------------------------------------------------------------------
+
+    @fact
+    def docker(self) -> DockerProbe:
+        cfg = self.config.docker
+        return probe(parse_endpoint(cfg.host), cfg.timeout, cfg.min_api_version)
+
+    @fact
+    def containers(self) -> tuple[Container, ...] | None:
+        """All containers of the configured daemon; None when it cannot be asked."""
+        if not self.docker().ok:
+            return None
+        client = make_client(self.docker().endpoint, self.config.docker.timeout)
+        try:
+            raw = client.containers(all=True)
+        except Exception:
+            return None
+        finally:
+            client.close()
+        return tuple(_container(c) for c in raw)
+
+    @fact
+    def dockerd_processes(self) -> tuple[ProcessInfo, ...]:
+        import psutil
+
+        found = []
+        for proc in psutil.process_iter(["name"]):
+            if proc.info["name"] == "dockerd":
+                info = self.process(proc.pid)
+                if info is not None:
+                    found.append(info)
+        return tuple(found)
+
+    def find_binary(self, name: str) -> str | None:
+        """A binary on the caller's PATH or in the usual system directories."""
+        path = os.pathsep.join(
+            [self.environ.get("PATH", ""), *self.config.host.bin_dirs]
+        )
+        return shutil.which(name, path=path)
+
+    # --- sockets and processes ---------------------------------------------------
+
+    @fact
+    def tcp_listeners(self) -> tuple[sockets.Listener, ...]:
+        return tuple(sockets.listening_tcp())
+
+    def socket_owners(self, inodes: Iterable[int]) -> dict[int, ProcessInfo | None]:
+        pids = sockets.socket_owners(inodes)
+        return {inode: self.process(pid) for inode, pid in pids.items()}
+
+    def process(self, pid: int) -> ProcessInfo | None:
+        import psutil
+
+        try:
+            proc = psutil.Process(pid)
+            with proc.oneshot():
+                name = proc.name()
+                try:
+                    cmdline = tuple(proc.cmdline())
+                except psutil.AccessDenied:
+                    cmdline = ()
+                try:
+                    user: str | None = proc.username()
+                except (psutil.AccessDenied, KeyError):
+                    user = None
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            return None
+        return ProcessInfo(pid, name, cmdline, user)
+
+    def username(self, uid: int) -> str:
+        return _username(uid)
+
+
+class _LockTable(dict):  # type: ignore[type-arg]
+    """A lock per fact name, created on first use under one guard lock."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._guard = threading.Lock()
+
+    def __missing__(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self.setdefault(key, threading.Lock())
+
+
+def _container(raw: Mapping[str, Any]) -> Container:
+    names = raw.get("Names") or [raw.get("Id", "")[:12]]
+    ports = tuple(
+        PublishedPort(
+            p.get("IP", ""),
+            int(p["PublicPort"]),
+            int(p["PrivatePort"]),
+            p.get("Type", "tcp"),
+        )
+        for p in raw.get("Ports") or ()
+        if p.get("PublicPort")
+    )
+    return Container(
+        id=raw.get("Id", ""),
+        # The first name is the container's own; others are legacy link aliases.
+        name=min(names, key=lambda n: n.count("/")).lstrip("/"),
+        image=raw.get("Image", ""),
+        state=raw.get("State", ""),
+        ports=ports,
+        labels=raw.get("Labels") or {},
+    )
+
+
+def _username(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _os_release(path: Path = Path("/etc/os-release")) -> dict[str, str]:
+    values: dict[str, str] = {}
+    try:
+        text = path.read_text()
+    except OSError:
+        return values
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            values[key.strip()] = value.strip().strip('"')
+    return values

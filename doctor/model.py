@@ -1,0 +1,162 @@
+"""The result model shared by checks, the runner, the renderers and (later) fixes.
+
+A check is a small class with declarative attributes and one ``run(host)`` method
+that returns a :class:`Result`. The runner wraps that into a :class:`CheckRun`, the
+one record every renderer consumes. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from shipyard_doctor.host import Host
+
+CHECK_ID = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+
+
+class Status(StrEnum):
+    OK = "ok"
+    WARNING = "warning"
+    FAILURE = "failure"
+    SKIPPED = "skipped"
+    ERROR = "error"
+
+    @property
+    def is_problem(self) -> bool:
+        """Failures and errors make the run fail; warnings and skips do not."""
+        return self in (Status.FAILURE, Status.ERROR)
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one check found.
+
+    ``details`` are the evidence (which process, file, socket, rule was looked at),
+    ``hints`` the next steps for the user, ``data`` machine-readable evidence for
+    ``--json`` and for fixes. ``fixes`` is filled in by the engine from the fixes that
+    are installed and declare they repair this check.
+    """
+
+    status: Status
+    summary: str
+    details: tuple[str, ...] = ()
+    hints: tuple[str, ...] = ()
+    fixes: tuple[str, ...] = ()
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def ok(cls, summary: str, **kw: Any) -> Result:
+        return cls(Status.OK, summary, **_tuples(kw))
+
+    @classmethod
+    def warning(cls, summary: str, **kw: Any) -> Result:
+        return cls(Status.WARNING, summary, **_tuples(kw))
+
+    @classmethod
+    def failure(cls, summary: str, **kw: Any) -> Result:
+        return cls(Status.FAILURE, summary, **_tuples(kw))
+
+    @classmethod
+    def skipped(cls, summary: str, **kw: Any) -> Result:
+        return cls(Status.SKIPPED, summary, **_tuples(kw))
+
+    @classmethod
+    def error(cls, summary: str, **kw: Any) -> Result:
+        return cls(Status.ERROR, summary, **_tuples(kw))
+
+
+def _tuples(kw: dict[str, Any]) -> dict[str, Any]:
+    for name in ("details", "hints", "fixes"):
+        if name in kw:
+            kw[name] = tuple(kw[name])
+    return kw
+
+
+class Check:
+    """Base class of every check (built-in or third-party).
+
+    Subclasses set the class attributes and implement :meth:`run`. A check reads the
+    host through ``host`` only; it never writes, prints, prompts or calls a fix.
+    """
+
+    id: ClassVar[str]
+    title: ClassVar[str]
+    category: ClassVar[str] = "general"
+    requires: ClassVar[tuple[str, ...]] = ()
+
+    def run(self, host: Host) -> Result:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class CheckRun:
+    """One check as the user sees it: its identity, its result and how it went."""
+
+    id: str
+    title: str
+    category: str
+    result: Result
+    duration: float = 0.0
+    ignored: bool = False
+
+    @property
+    def status(self) -> Status:
+        return self.result.status
+
+    @property
+    def fails_run(self) -> bool:
+        return self.result.status.is_problem and not self.ignored
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.result
+        return {
+            "id": self.id,
+            "title": self.title,
+            "category": self.category,
+            "status": r.status.value,
+            "summary": r.summary,
+            "details": list(r.details),
+            "hints": list(r.hints),
+            "fixes": list(r.fixes),
+            "data": dict(r.data),
+            "ignored": self.ignored,
+            "duration_ms": round(self.duration * 1000),
+        }
+
+
+SCHEMA_VERSION = 1  # of the --json document; bump on any incompatible change
+
+
+@dataclass(frozen=True)
+class Report:
+    """A whole ``check`` run: what every renderer (and later ``report``) consumes."""
+
+    tool_version: str
+    host: Mapping[str, Any]
+    runs: tuple[CheckRun, ...]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts = {status.value: 0 for status in Status}
+        for run in self.runs:
+            counts[run.status.value] += 1
+        return counts
+
+    @property
+    def failed(self) -> bool:
+        return any(run.fails_run for run in self.runs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA_VERSION,
+            "version": self.tool_version,
+            "host": dict(self.host),
+            "checks": [run.to_dict() for run in self.runs],
+            "counts": self.counts,
+            "ok": not self.failed,
+        }

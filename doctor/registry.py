@@ -1,0 +1,163 @@
+"""Plugin discovery: find → load → validate, for checks and fixes alike.
+
+Built-in checks register through the same entry-point groups as third-party ones, so
+the plugin API is exercised on every run. doctor/ never imports a concrete check. A
+plugin that cannot be imported or is malformed becomes a :class:`BrokenPlugin` record:
+the run reports it as an ``error`` for that id and goes on.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+
+from shipyard_doctor.model import CHECK_ID, Check
+
+CHECKS_GROUP = "shipyard_doctor.checks"
+FIXES_GROUP = "shipyard_doctor.fixes"
+
+
+@dataclass(frozen=True)
+class CheckPlugin:
+    id: str
+    title: str
+    category: str
+    requires: tuple[str, ...]
+    cls: type[Check]
+    origin: str  # "module:attr" as registered
+    distribution: str
+
+
+@dataclass(frozen=True)
+class FixPlugin:
+    id: str
+    title: str
+    repairs: tuple[str, ...]
+    cls: type
+    origin: str
+    distribution: str
+
+
+@dataclass(frozen=True)
+class BrokenPlugin:
+    id: str
+    group: str
+    reason: str
+    origin: str
+    distribution: str
+
+
+@dataclass(frozen=True)
+class Registry:
+    checks: dict[str, CheckPlugin] = field(default_factory=dict)
+    fixes: dict[str, FixPlugin] = field(default_factory=dict)
+    broken: tuple[BrokenPlugin, ...] = ()
+
+    @property
+    def broken_checks(self) -> dict[str, BrokenPlugin]:
+        return {b.id: b for b in self.broken if b.group == CHECKS_GROUP}
+
+    @property
+    def known_check_ids(self) -> tuple[str, ...]:
+        return tuple(sorted({*self.checks, *self.broken_checks}))
+
+    def fixes_for(self, check_id: str) -> tuple[str, ...]:
+        return tuple(sorted(f.id for f in self.fixes.values() if check_id in f.repairs))
+
+
+def discover() -> Registry:
+    """Load every registered check and fix of every installed distribution."""
+    checks: dict[str, CheckPlugin] = {}
+    fixes: dict[str, FixPlugin] = {}
+    broken: list[BrokenPlugin] = []
+    for ep in _unique(entry_points(group=CHECKS_GROUP)):
+        record = _load(ep, CHECKS_GROUP, _as_check)
+        _add(record, checks, broken)
+    for ep in _unique(entry_points(group=FIXES_GROUP)):
+        record = _load(ep, FIXES_GROUP, _as_fix)
+        _add(record, fixes, broken)
+    return Registry(checks=checks, fixes=fixes, broken=tuple(broken))
+
+
+def _unique(eps: Iterable[EntryPoint]) -> list[EntryPoint]:
+    # The same distribution can be visible twice on sys.path (e.g. an editable
+    # install next to a build directory); only a different target is a real clash.
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for ep in eps:
+        if (ep.name, ep.value) not in seen:
+            seen.add((ep.name, ep.value))
+            out.append(ep)
+    return out
+
+
+def _add(
+    record: CheckPlugin | FixPlugin | BrokenPlugin,
+    into: dict,  # type: ignore[type-arg]
+    broken: list[BrokenPlugin],
+) -> None:
+    if isinstance(record, BrokenPlugin):
+        broken.append(record)
+    elif record.id in into:
+        other = into[record.id]
+        broken.append(
+            BrokenPlugin(
+                record.id,
+                CHECKS_GROUP if isinstance(record, CheckPlugin) else FIXES_GROUP,
+                f"duplicate id: {record.origin} ({record.distribution}) and "
+                f"{other.origin} ({other.distribution}) both register it",
+                record.origin,
+                record.distribution,
+            )
+        )
+    else:
+        into[record.id] = record
+
+
+def _load(ep: EntryPoint, group: str, convert):  # type: ignore[no-untyped-def]
+    dist = ep.dist.name if ep.dist is not None else "?"
+    try:
+        obj = ep.load()
+    except Exception as exc:  # any import-time failure of a plugin is data, not a crash
+        reason = f"cannot be imported: {type(exc).__name__}: {exc}"
+        return BrokenPlugin(ep.name, group, reason, ep.value, dist)
+    try:
+        return convert(ep.name, obj, ep.value, dist)
+    except ValueError as exc:
+        return BrokenPlugin(ep.name, group, str(exc), ep.value, dist)
+
+
+def _as_check(name: str, obj: object, origin: str, dist: str) -> CheckPlugin:
+    if not (inspect.isclass(obj) and issubclass(obj, Check)):
+        raise ValueError(f"{origin} is not a subclass of shipyard_doctor.model.Check")
+    _common(name, obj, origin)
+    requires = getattr(obj, "requires", ())
+    if not isinstance(requires, tuple) or not all(isinstance(r, str) for r in requires):
+        raise ValueError(f"{origin}: 'requires' must be a tuple of check ids")
+    category = getattr(obj, "category", "general")
+    return CheckPlugin(name, obj.title, str(category), requires, obj, origin, dist)
+
+
+def _as_fix(name: str, obj: object, origin: str, dist: str) -> FixPlugin:
+    if not inspect.isclass(obj):
+        raise ValueError(f"{origin} is not a class")
+    _common(name, obj, origin)
+    repairs = getattr(obj, "repairs", None)
+    if not isinstance(repairs, tuple) or not repairs:
+        raise ValueError(f"{origin}: 'repairs' must be a non-empty tuple of check ids")
+    return FixPlugin(name, obj.title, repairs, obj, origin, dist)  # type: ignore[attr-defined]
+
+
+def _common(name: str, obj: type, origin: str) -> None:
+    plugin_id = getattr(obj, "id", None)
+    if plugin_id != name:
+        raise ValueError(
+            f"{origin}: its id {plugin_id!r} differs from its entry-point name {name!r}"
+        )
+    if not CHECK_ID.match(name):
+        raise ValueError(f"{origin}: id {name!r} is not kebab-case")
+    title = getattr(obj, "title", None)
+    if not isinstance(title, str) or not title.strip():
+        raise ValueError(f"{origin}: has no title")
