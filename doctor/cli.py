@@ -198,15 +198,16 @@ def _check(args: argparse.Namespace, env: Environment) -> int:
     registry = discover()
     known = registry.known_check_ids
     only = _ids(args.only, known, "--only")
+    in_file = f" of {config.source}" if config.source else ""
     skip = {
         **{
             i: "skipped by [checks] skip"
-            for i in _ids(config.checks.skip, known, "[checks] skip")
+            for i in _ids(config.checks.skip, known, f"[checks] skip{in_file}")
         },
         **{i: "skipped by --skip" for i in _ids(args.skip, known, "--skip")},
     }
     ignore = {
-        *_ids(config.checks.ignore, known, "[checks] ignore"),
+        *_ids(config.checks.ignore, known, f"[checks] ignore{in_file}"),
         *_ids(args.ignore, known, "--ignore"),
     }
     selection = Selection(

@@ -1,0 +1,137 @@
+"""The CLI's contract: help, version, ids, output modes and exit codes."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+from shipyard_doctor import __version__
+from shipyard_doctor.cli import main
+from shipyard_doctor.context import Environment
+from shipyard_doctor.model import CheckRun, Report, Result
+from shipyard_doctor.render import console, text
+
+
+def run_cli(argv, environ=None, tty=False):
+    out, err = io.StringIO(), io.StringIO()
+    env = Environment(stdout=out, stderr=err, environ=environ or {}, stdout_isatty=tty)
+    return main(argv, env), out.getvalue(), err.getvalue()
+
+
+def test_version_and_help():
+    done = subprocess.run([sys.executable, "-m", "shipyard_doctor", "--version"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"shipyard-doctor {__version__}"
+    done = subprocess.run([sys.executable, "-m", "shipyard_doctor", "check", "--help"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0
+    for word in ("--only", "--skip", "--ignore", "--json", "--docker-host", "examples:",
+                 "exit codes:"):
+        assert word in done.stdout
+
+
+def test_help_does_not_import_heavy_modules():
+    code = ("import sys; from shipyard_doctor.cli import main; "
+            "main(['--version']) if False else None; "
+            "import shipyard_doctor.cli; "
+            "print(sorted(m for m in ('docker', 'rich', 'psutil', 'requests') "
+            "if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_no_command_prints_help_and_exits_2():
+    code, out, _ = run_cli([])
+    assert code == 2 and "check" in out and "list" in out
+
+
+def test_unknown_check_id_is_exit_2_naming_the_known_ones():
+    code, out, err = run_cli(["check", "--only", "ports,nope"])
+    assert code == 2 and out == ""
+    assert err.strip() == (
+        "shipyard-doctor: error: unknown check id 'nope' in --only "
+        "(known: docker-daemon, ports)"
+    )
+
+
+def test_list_plain_and_json():
+    code, out, _ = run_cli(["list"])
+    assert code == 0
+    assert "docker-daemon" in out and "Shipyard's host ports are free" in out
+    code, out, _ = run_cli(["list", "--json"])
+    doc = json.loads(out)
+    assert {c["id"] for c in doc["checks"]} >= {"ports", "docker-daemon"}
+    assert doc["broken"] == []
+
+
+def sample_report():
+    runs = (
+        CheckRun("docker-daemon", "Docker daemon answers", "docker",
+                 Result.ok("Docker 28.2 answers", details=["endpoint: x"])),
+        CheckRun("ports", "Shipyard's host ports are free", "network",
+                 Result.failure("port 8000 already in use",
+                                details=["8000/tcp (shipyard): python3 (pid 7)"],
+                                hints=["stop it"], fixes=("ports",))),
+        CheckRun("extra", "Extra", "network", Result.warning("meh"), ignored=True),
+    )
+    host = {"hostname": "h", "os": "Debian", "kernel": "6.1", "user": "root",
+            "docker_host": "unix:///var/run/docker.sock", "stack": "v1"}
+    return Report("9.9", host, runs)
+
+
+def test_plain_text_rendering():
+    out = io.StringIO()
+    text.render_report(sample_report(), out)
+    lines = out.getvalue().splitlines()
+    assert "  ok       docker-daemon: Docker 28.2 answers" in lines
+    assert "  FAILURE  ports: port 8000 already in use" in lines
+    assert "             -> stop it" in lines
+    assert "             fixes available: ports" in lines
+    assert "endpoint: x" not in out.getvalue()  # ok evidence only with -v
+    assert lines[-1] == "3 checks: 1 ok, 1 warning, 1 failure — problems found"
+
+
+def test_rich_rendering_fixed_width():
+    out = io.StringIO()
+    console.render_report(sample_report(), out, verbose=True, width=100)
+    rendered = out.getvalue()
+    assert "✓ Docker daemon answers (docker-daemon): Docker 28.2 answers" in rendered
+    assert "✗ Shipyard's host ports are free (ports): port 8000 already in use" in rendered
+    assert "→ stop it" in rendered
+    assert "endpoint: x" in rendered  # verbose shows evidence of ok checks too
+    assert "[ignored]" in rendered
+
+
+def test_tty_gets_rich_output_unless_no_color(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"[docker]\nhost = 'unix://{tmp_path}/none.sock'\n")
+    argv = ["list"]
+    _, rich_out, _ = run_cli(argv, tty=True)
+    _, plain_out, _ = run_cli(argv, environ={"NO_COLOR": "1"}, tty=True)
+    assert "ID " in plain_out and "ID " not in rich_out
+    assert "id" in rich_out
+
+
+def test_json_document_schema(tmp_path):
+    # A Docker endpoint that does not exist: the run still yields a full document.
+    code, out, _ = run_cli(
+        ["check", "--json", "--only", "docker-daemon",
+         "--docker-host", f"unix://{tmp_path}/missing.sock"]
+    )
+    doc = json.loads(out)
+    assert code == 1
+    assert set(doc) == {"schema", "version", "host", "checks", "counts", "ok"}
+    assert doc["schema"] == 1 and doc["version"] == __version__ and doc["ok"] is False
+    (check,) = doc["checks"]
+    assert {"id", "title", "status", "summary", "details", "hints", "fixes"} <= set(check)
+    assert check["status"] == "failure"
+    assert doc["counts"]["failure"] == 1
+    code, out, _ = run_cli(
+        ["check", "--json", "--only", "docker-daemon", "--ignore", "docker-daemon",
+         "--docker-host", f"unix://{tmp_path}/missing.sock"]
+    )
+    assert code == 0 and json.loads(out)["checks"][0]["ignored"] is True
