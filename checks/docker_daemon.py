@@ -91,7 +91,7 @@ def _explain(probe: DockerProbe, host: Host) -> tuple[str, list[str], bool]:
         case Problem.TIMEOUT:
             return (
                 f"the Docker daemon at {url} timed out: it accepted the connection but "
-                f"did not answer within {host.config.docker.timeout:g} s",
+                f"did not answer within {host.docker_timeout:g} s",
                 [
                     "the daemon may be hung or overloaded: look at its log (journalctl "
                     "-u docker.service) and restart it (systemctl restart docker)",

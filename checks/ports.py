@@ -74,11 +74,14 @@ class PortsCheck(Check):
         data = {"stack": stack.name, "ports": ports_data}
         if foreign:
             taken = ", ".join(str(w.port) for w in foreign)
+            busy = {item.port for item in listeners} | {
+                p.host_port for c in containers or () for p in c.ports
+            }
             return Result.failure(
                 f"port{'s' if len(foreign) > 1 else ''} {taken} already in use "
                 f"(needed by Shipyard {stack.name})",
                 details=details,
-                hints=_hints(foreign, host),
+                hints=_hints(foreign, busy | {w.port for w in wanted}, host),
                 data=data,
             )
         if ours:
@@ -191,12 +194,31 @@ def _bind_note(binds: dict[int, Bind], host: Host) -> str:
     return ""
 
 
-def _hints(foreign: list[HostPort], host: Host) -> list[str]:
-    hints = [
-        "stop or move the program that holds the port (see the owners above), or move "
-        "Shipyard's port in the doctor's config, e.g. [stack.ports] "
-        f"{foreign[0].service} = {foreign[0].port + 1}",
-    ]
+def _hints(foreign: list[HostPort], busy: set[int], host: Host) -> list[str]:
+    moves = []
+    for want in foreign:
+        free = _free_port_after(want.port, busy)
+        if free is not None:
+            busy.add(free)
+            moves.append(f"{want.service} = {free}")
+    hints = ["stop the program or container that holds the port (see above)"]
+    if moves:
+        hints.append(
+            "or move Shipyard out of the way in the doctor's config: [stack.ports] "
+            + ", ".join(moves)
+            + " (free now)"
+        )
     if not host.is_root:
         hints.append("run as root (sudo) to name owners that are not your processes")
     return hints
+
+
+def _free_port_after(port: int, busy: set[int]) -> int | None:
+    """The next port above ``port`` that nothing listens on and that can be bound."""
+    start = 8001 if port < 1024 else port + 1  # no privileged ports as a suggestion
+    for candidate in range(start, min(start + 100, 65536)):
+        if candidate in busy:
+            continue
+        if all(try_bind(f, candidate) is not Bind.IN_USE for f in _families()):
+            return candidate
+    return None

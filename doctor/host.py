@@ -49,7 +49,9 @@ class ProcessInfo:
     user: str | None
 
     def describe(self) -> str:
-        command = " ".join(self.cmdline) or self.name
+        # Collapse whitespace: redis pads its rewritten title with spaces, and a
+        # `python -c` script would otherwise spill over several lines.
+        command = " ".join(" ".join(self.cmdline).split()) or self.name
         if len(command) > 120:
             command = command[:117] + "..."
         user = f", user {self.user}" if self.user else ""
@@ -110,17 +112,24 @@ class Host:
 
     # --- Docker ------------------------------------------------------------------
 
+    @property
+    def docker_timeout(self) -> float:
+        """Seconds for one Docker API call: [docker] timeout, but short enough that a
+        check waiting on it can still explain a hung daemon within its own timeout."""
+        check_budget = max(0.5, self.config.checks.timeout * 0.75)
+        return min(self.config.docker.timeout, check_budget)
+
     @fact
     def docker(self) -> DockerProbe:
         cfg = self.config.docker
-        return probe(parse_endpoint(cfg.host), cfg.timeout, cfg.min_api_version)
+        return probe(parse_endpoint(cfg.host), self.docker_timeout, cfg.min_api_version)
 
     @fact
     def containers(self) -> tuple[Container, ...] | None:
         """All containers of the configured daemon; None when it cannot be asked."""
         if not self.docker().ok:
             return None
-        client = make_client(self.docker().endpoint, self.config.docker.timeout)
+        client = make_client(self.docker().endpoint, self.docker_timeout)
         try:
             raw = client.containers(all=True)
         except Exception:
@@ -209,11 +218,16 @@ def _container(raw: Mapping[str, Any]) -> Container:
         id=raw.get("Id", ""),
         # The first name is the container's own; others are legacy link aliases.
         name=min(names, key=lambda n: n.count("/")).lstrip("/"),
-        image=raw.get("Image", ""),
+        image=_short_image(raw.get("Image", "")),
         state=raw.get("State", ""),
         ports=ports,
         labels=raw.get("Labels") or {},
     )
+
+
+def _short_image(image: str) -> str:
+    # A container created from an image id lists that id as its image.
+    return image[len("sha256:") :][:12] if image.startswith("sha256:") else image
 
 
 def _username(uid: int) -> str:

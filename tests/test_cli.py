@@ -21,26 +21,44 @@ def run_cli(argv, environ=None, tty=False):
 
 
 def test_version_and_help():
-    done = subprocess.run([sys.executable, "-m", "shipyard_doctor", "--version"],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "shipyard_doctor", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0
     assert done.stdout.strip() == f"shipyard-doctor {__version__}"
-    done = subprocess.run([sys.executable, "-m", "shipyard_doctor", "check", "--help"],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "shipyard_doctor", "check", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0
-    for word in ("--only", "--skip", "--ignore", "--json", "--docker-host", "examples:",
-                 "exit codes:"):
+    for word in (
+        "--only",
+        "--skip",
+        "--ignore",
+        "--json",
+        "--docker-host",
+        "examples:",
+        "exit codes:",
+    ):
         assert word in done.stdout
 
 
 def test_help_does_not_import_heavy_modules():
-    code = ("import sys; from shipyard_doctor.cli import main; "
-            "main(['--version']) if False else None; "
-            "import shipyard_doctor.cli; "
-            "print(sorted(m for m in ('docker', 'rich', 'psutil', 'requests') "
-            "if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True)
+    code = (
+        "import sys; from shipyard_doctor.cli import main; "
+        "main(['--version']) if False else None; "
+        "import shipyard_doctor.cli; "
+        "print(sorted(m for m in ('docker', 'rich', 'psutil', 'requests') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert done.stdout.strip() == "[]"
 
 
@@ -70,16 +88,33 @@ def test_list_plain_and_json():
 
 def sample_report():
     runs = (
-        CheckRun("docker-daemon", "Docker daemon answers", "docker",
-                 Result.ok("Docker 28.2 answers", details=["endpoint: x"])),
-        CheckRun("ports", "Shipyard's host ports are free", "network",
-                 Result.failure("port 8000 already in use",
-                                details=["8000/tcp (shipyard): python3 (pid 7)"],
-                                hints=["stop it"], fixes=("ports",))),
+        CheckRun(
+            "docker-daemon",
+            "Docker daemon answers",
+            "docker",
+            Result.ok("Docker 28.2 answers", details=["endpoint: x"]),
+        ),
+        CheckRun(
+            "ports",
+            "Shipyard's host ports are free",
+            "network",
+            Result.failure(
+                "port 8000 already in use",
+                details=["8000/tcp (shipyard): python3 (pid 7)"],
+                hints=["stop it"],
+                fixes=("ports",),
+            ),
+        ),
         CheckRun("extra", "Extra", "network", Result.warning("meh"), ignored=True),
     )
-    host = {"hostname": "h", "os": "Debian", "kernel": "6.1", "user": "root",
-            "docker_host": "unix:///var/run/docker.sock", "stack": "v1"}
+    host = {
+        "hostname": "h",
+        "os": "Debian",
+        "kernel": "6.1",
+        "user": "root",
+        "docker_host": "unix:///var/run/docker.sock",
+        "stack": "v1",
+    }
     return Report("9.9", host, runs)
 
 
@@ -100,7 +135,9 @@ def test_rich_rendering_fixed_width():
     console.render_report(sample_report(), out, verbose=True, width=100)
     rendered = out.getvalue()
     assert "✓ Docker daemon answers (docker-daemon): Docker 28.2 answers" in rendered
-    assert "✗ Shipyard's host ports are free (ports): port 8000 already in use" in rendered
+    assert (
+        "✗ Shipyard's host ports are free (ports): port 8000 already in use" in rendered
+    )
     assert "→ stop it" in rendered
     assert "endpoint: x" in rendered  # verbose shows evidence of ok checks too
     assert "[ignored]" in rendered
@@ -119,19 +156,35 @@ def test_tty_gets_rich_output_unless_no_color(tmp_path):
 def test_json_document_schema(tmp_path):
     # A Docker endpoint that does not exist: the run still yields a full document.
     code, out, _ = run_cli(
-        ["check", "--json", "--only", "docker-daemon",
-         "--docker-host", f"unix://{tmp_path}/missing.sock"]
+        [
+            "check",
+            "--json",
+            "--only",
+            "docker-daemon",
+            "--docker-host",
+            f"unix://{tmp_path}/missing.sock",
+        ]
     )
     doc = json.loads(out)
     assert code == 1
     assert set(doc) == {"schema", "version", "host", "checks", "counts", "ok"}
     assert doc["schema"] == 1 and doc["version"] == __version__ and doc["ok"] is False
     (check,) = doc["checks"]
-    assert {"id", "title", "status", "summary", "details", "hints", "fixes"} <= set(check)
+    assert {"id", "title", "status", "summary", "details", "hints", "fixes"} <= set(
+        check
+    )
     assert check["status"] == "failure"
     assert doc["counts"]["failure"] == 1
     code, out, _ = run_cli(
-        ["check", "--json", "--only", "docker-daemon", "--ignore", "docker-daemon",
-         "--docker-host", f"unix://{tmp_path}/missing.sock"]
+        [
+            "check",
+            "--json",
+            "--only",
+            "docker-daemon",
+            "--ignore",
+            "docker-daemon",
+            "--docker-host",
+            f"unix://{tmp_path}/missing.sock",
+        ]
     )
     assert code == 0 and json.loads(out)["checks"][0]["ignored"] is True

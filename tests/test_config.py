@@ -6,7 +6,6 @@ import io
 from pathlib import Path
 
 import pytest
-
 from shipyard_doctor.cli import main
 from shipyard_doctor.config import ENV_VAR, load_config
 from shipyard_doctor.context import Environment
@@ -80,7 +79,10 @@ def test_order_flag_then_env_then_default(tmp_path):
 def test_docker_host_defaults_and_overrides(tmp_path):
     assert load_config(None, {}).docker.host == "unix:///var/run/docker.sock"
     from_env = load_config(None, {"DOCKER_HOST": "tcp://127.0.0.1:2375"}).docker
-    assert (from_env.host, from_env.host_origin) == ("tcp://127.0.0.1:2375", "DOCKER_HOST")
+    assert (from_env.host, from_env.host_origin) == (
+        "tcp://127.0.0.1:2375",
+        "DOCKER_HOST",
+    )
     path = write(tmp_path, "[docker]\nhost = 'unix:///run/other.sock'\n")
     cfg = load_config(str(path), {"DOCKER_HOST": "tcp://127.0.0.1:2375"})
     assert cfg.docker.host == "unix:///run/other.sock"

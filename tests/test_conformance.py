@@ -25,7 +25,9 @@ def test_check_metadata():
         assert CHECK_ID.match(plugin.id)
         assert plugin.title.strip() and plugin.category.strip()
         assert issubclass(plugin.cls, Check)
-        assert inspect.getdoc(inspect.getmodule(plugin.cls)), f"{plugin.id}: no docstring"
+        assert inspect.getdoc(inspect.getmodule(plugin.cls)), (
+            f"{plugin.id}: no docstring"
+        )
         for dep in plugin.requires:
             assert dep in registry.checks, f"{plugin.id} requires unknown {dep}"
 

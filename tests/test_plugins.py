@@ -22,18 +22,35 @@ def plugin_path(tmp_path_factory):
     source = tmp_path_factory.mktemp("src") / "plugin-pkg"
     shutil.copytree(PACKAGE, source)
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-         "--no-build-isolation", "--disable-pip-version-check", "--target",
-         str(target), str(source)],
-        check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "--target",
+            str(target),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return target
 
 
 def doctor(plugin_path, *args):
     env = {**os.environ, "PYTHONPATH": str(plugin_path), "NO_COLOR": "1"}
-    return subprocess.run([sys.executable, "-m", "shipyard_doctor", *args],
-                          capture_output=True, text=True, env=env, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "shipyard_doctor", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
 
 
 def test_third_party_check_is_listed(plugin_path):
@@ -49,7 +66,9 @@ def test_third_party_check_is_listed(plugin_path):
 
 
 def test_third_party_check_runs_and_a_broken_one_is_an_error(plugin_path):
-    done = doctor(plugin_path, "check", "--json", "--only", "hostname-set,always-broken")
+    done = doctor(
+        plugin_path, "check", "--json", "--only", "hostname-set,always-broken"
+    )
     doc = json.loads(done.stdout)
     runs = {c["id"]: c for c in doc["checks"]}
     # Its dependency ran first, as --only promises.

@@ -92,18 +92,22 @@ class RepairsFails:
 def registry(*classes, broken=(), fixes=()):
     return Registry(
         checks={
-            c.id: CheckPlugin(c.id, c.title, c.category, c.requires, c, f"t:{c.id}",
-                              "tests")
+            c.id: CheckPlugin(
+                c.id, c.title, c.category, c.requires, c, f"t:{c.id}", "tests"
+            )
             for c in classes
         },
-        fixes={f.id: FixPlugin(f.id, f.title, f.repairs, f, "t", "tests") for f in fixes},
+        fixes={
+            f.id: FixPlugin(f.id, f.title, f.repairs, f, "t", "tests") for f in fixes
+        },
         broken=tuple(broken),
     )
 
 
 def run(reg, ids=None, timeout=2.0, skipped=None, ignored=()):
-    selection = Selection(order_checks(reg, ids or reg.known_check_ids),
-                          skipped or {}, frozenset(ignored))
+    selection = Selection(
+        order_checks(reg, ids or reg.known_check_ids), skipped or {}, frozenset(ignored)
+    )
     return {r.id: r for r in run_checks(reg, selection, Host(Config()), timeout)}
 
 
@@ -166,14 +170,22 @@ def test_only_pulls_in_dependencies_first():
 def test_missing_dependency_and_cycles_are_errors():
     runs = run(registry(NeedsMissing, CycleA, CycleB))
     assert runs["needs-missing"].status is Status.ERROR
-    assert "'not-installed', which is not installed" in runs["needs-missing"].result.summary
+    assert (
+        "'not-installed', which is not installed"
+        in runs["needs-missing"].result.summary
+    )
     assert runs["cycle-a"].status is Status.ERROR
     assert "dependency cycle" in runs["cycle-a"].result.summary
 
 
 def test_broken_plugin_is_an_error_for_its_id():
-    broken = BrokenPlugin("kaput", "shipyard_doctor.checks", "cannot be imported: "
-                          "ImportError: no module x", "kaput.mod:Check", "kaput-dist")
+    broken = BrokenPlugin(
+        "kaput",
+        "shipyard_doctor.checks",
+        "cannot be imported: ImportError: no module x",
+        "kaput.mod:Check",
+        "kaput-dist",
+    )
     runs = run(registry(Passes, broken=[broken]))
     assert runs["kaput"].status is Status.ERROR
     assert "ImportError: no module x" in runs["kaput"].result.summary

@@ -14,8 +14,10 @@ def test_parses_only_listening_sockets_ipv4():
     # Recorded with listeners on 127.0.0.1:80 and 0.0.0.0:6379 plus one established
     # connection to port 80, which must not count as a listener.
     listeners = parse_proc_net_tcp((DATA / "net-tcp.txt").read_text(), socket.AF_INET)
-    assert {(x.address, x.port) for x in listeners} == {("0.0.0.0", 6379),
-                                                       ("127.0.0.1", 80)}
+    assert {(x.address, x.port) for x in listeners} == {
+        ("0.0.0.0", 6379),
+        ("127.0.0.1", 80),
+    }
     assert {x.inode for x in listeners} == {10339, 10337}
     assert all(x.uid == 0 for x in listeners)
 

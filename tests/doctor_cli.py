@@ -1,0 +1,65 @@
+"""Run the installed doctor the way a user would: a real process, optionally inside a
+test host's network namespace and as an unprivileged user."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from infra import Netns
+
+SETPRIV = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+
+
+@dataclass
+class DoctorRun:
+    code: int
+    stdout: str
+    stderr: str
+    elapsed: float
+
+    @property
+    def doc(self) -> dict[str, Any]:
+        return json.loads(self.stdout)
+
+    def check(self, check_id: str) -> dict[str, Any]:
+        for item in self.doc["checks"]:
+            if item["id"] == check_id:
+                return item
+        raise KeyError(f"{check_id} not in {[c['id'] for c in self.doc['checks']]}")
+
+
+def run_doctor(
+    *args: str,
+    netns: Netns | None = None,
+    config: Path | None = None,
+    python: str = sys.executable,
+    as_nobody: bool = False,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+) -> DoctorRun:
+    argv = [python, "-m", "shipyard_doctor", *args]
+    if config is not None:
+        argv += ["--config", str(config)]
+    if as_nobody:
+        argv = [*SETPRIV, *argv]
+    if netns is not None:
+        argv = netns.nsenter_argv(argv)
+    environ = {
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "NO_COLOR": "1",
+        "LANG": "C.UTF-8",
+        **(env or {}),
+    }
+    started = time.monotonic()
+    done = subprocess.run(
+        argv, capture_output=True, text=True, env=environ, timeout=timeout, check=False
+    )
+    return DoctorRun(
+        done.returncode, done.stdout, done.stderr, time.monotonic() - started
+    )
