@@ -39,7 +39,10 @@ class PortsCheck(Check):
         owners = host.socket_owners(item.inode for item in on_port)
         names = stack.container_names
 
-        details, ports_data, foreign, ours = [], [], [], []
+        details: list[str] = []
+        ports_data: list[dict[str, object]] = []
+        foreign: list[HostPort] = []
+        ours: list[HostPort] = []
         for want in wanted:
             holders = _holders(want, on_port, owners, containers, names, host)
             binds = {fam: try_bind(fam, want.port) for fam in _families()}

@@ -6,10 +6,18 @@ import argparse
 import traceback
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from shipyard_doctor import __version__
 from shipyard_doctor.context import Environment
 from shipyard_doctor.errors import DoctorError, ExitCode, UsageError
+
+if TYPE_CHECKING:  # the real imports are lazy, to keep --help fast
+    from shipyard_doctor.config import Config
+    from shipyard_doctor.host import Host
+    from shipyard_doctor.model import CheckRun
+    from shipyard_doctor.registry import Registry
+    from shipyard_doctor.runner import Selection
 
 EPILOG = """\
 examples:
@@ -155,7 +163,7 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _load_config(args: argparse.Namespace, env: Environment):  # type: ignore[no-untyped-def]
+def _load_config(args: argparse.Namespace, env: Environment) -> Config:
     from shipyard_doctor.config import load_config
     from shipyard_doctor.dockerapi import parse_endpoint
     from shipyard_doctor.stacks import load_stack
@@ -233,7 +241,14 @@ def _check(args: argparse.Namespace, env: Environment) -> int:
     return ExitCode.PROBLEMS if report.failed else ExitCode.OK
 
 
-def _run(registry, selection, host, timeout, args, env):  # type: ignore[no-untyped-def]
+def _run(
+    registry: Registry,
+    selection: Selection,
+    host: Host,
+    timeout: float,
+    args: argparse.Namespace,
+    env: Environment,
+) -> list[CheckRun]:
     from shipyard_doctor.runner import run_checks
 
     if args.json or not env.rich_output:

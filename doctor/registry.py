@@ -137,7 +137,8 @@ def _as_check(name: str, obj: object, origin: str, dist: str) -> CheckPlugin:
     if not isinstance(requires, tuple) or not all(isinstance(r, str) for r in requires):
         raise ValueError(f"{origin}: 'requires' must be a tuple of check ids")
     category = getattr(obj, "category", "general")
-    return CheckPlugin(name, obj.title, str(category), requires, obj, origin, dist)
+    title = str(getattr(obj, "title", ""))
+    return CheckPlugin(name, title, str(category), requires, obj, origin, dist)
 
 
 def _as_fix(name: str, obj: object, origin: str, dist: str) -> FixPlugin:

@@ -85,13 +85,13 @@ class Stack:
             for mapping in service.ports:
                 if mapping.host_port is None:
                     continue
-                port = moved.get((service.name, mapping.container_port))
+                moved_to = moved.get((service.name, mapping.container_port))
                 result.append(
                     HostPort(
                         service=service.name,
                         container=service.container,
                         container_port=mapping.container_port,
-                        port=mapping.host_port if port is None else port,
+                        port=mapping.host_port if moved_to is None else moved_to,
                         default=mapping.host_port,
                         protocol=mapping.protocol,
                     )
