@@ -108,6 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="per-check timeout (overrides [checks] timeout)",
     )
     check.add_argument(
+        "--probe-dhcp",
+        metavar="IFACE",
+        action="append",
+        default=[],
+        help="send a DHCPDISCOVER on this interface and report whether a server "
+        "answers (never done unless asked; repeatable)",
+    )
+    check.add_argument(
         "--stack",
         metavar="NAME",
         help="the Shipyard stack to check for (overrides [stack] name)",
@@ -223,7 +231,7 @@ def _check(args: argparse.Namespace, env: Environment) -> int:
         skipped=skip,
         ignored=frozenset(ignore),
     )
-    host = Host(config, env.environ)
+    host = Host(config, env.environ, probe_dhcp=tuple(args.probe_dhcp))
     runs = _run(registry, selection, host, config.checks.timeout, args, env)
     report = Report(__version__, host.summary(), tuple(runs))
     if args.json:

@@ -31,6 +31,15 @@ class DockerConfig:
     timeout: float = 3.0
     min_api_version: str = "1.24"  # the oldest API the docker SDK still speaks
     host_origin: str = "default"  # where `host` came from, shown as evidence
+    daemon_json: str = "/etc/docker/daemon.json"
+    log_file: str = ""  # dockerd's log when not in the journal; "" = look for it
+    restart_command: str = ""  # how to restart dockerd without systemd (fixes)
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    binary: str = ""  # the shipyard-agent binary; "" = $PATH, then /opt/shipyard/bin
+    lib_dir: str = "/opt/shipyard/lib"  # a writable place for libraries it needs
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,26 @@ class HostConfig:
         "/bin",
         "/opt/bin",
     )
+    lib_dirs: tuple[str, ...] = ()  # searched like the loader's default dirs
+    ld_so_cache: str = "/etc/ld.so.cache"
+    ld_so_conf_dir: str = "/etc/ld.so.conf.d"
+    systemd_dirs: tuple[str, ...] = (
+        "/etc/systemd/system",
+        "/run/systemd/system",
+        "/usr/local/lib/systemd/system",
+        "/lib/systemd/system",
+        "/usr/lib/systemd/system",
+    )
+    dmi_dir: str = "/sys/class/dmi/id"
+    lease_dirs: tuple[str, ...] = (
+        "/var/lib/dhcp",
+        "/var/lib/dhclient",
+        "/var/lib/NetworkManager",
+        "/run/systemd/netif/leases",
+        "/var/lib/dhcpcd",
+        "/var/db/dhcpcd",
+        "/var/db",
+    )
 
 
 @dataclass(frozen=True)
@@ -67,6 +96,7 @@ class Config:
     stack: StackConfig = field(default_factory=StackConfig)
     checks: ChecksConfig = field(default_factory=ChecksConfig)
     host: HostConfig = field(default_factory=HostConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
     source: Path | None = None  # the file the values came from, if any
 
 
@@ -111,6 +141,18 @@ def _api_version(value: Any) -> str:
     return value
 
 
+def _path(value: Any) -> str:
+    if not isinstance(value, str) or (value and not value.startswith("/")):
+        raise ValueError("must be an absolute path")
+    return value
+
+
+def _command(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError('must be a command line, e.g. "service docker restart"')
+    return value
+
+
 def _tcp_address(value: Any) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"\[?[\w.:-]+\]?:\d{1,5}", value):
         raise ValueError('must be HOST:PORT, e.g. "127.0.0.1:4243"')
@@ -131,10 +173,22 @@ SCHEMA: dict[str, dict[str, Validator]] = {
         "tcp": _tcp_address,
         "timeout": _seconds,
         "min_api_version": _api_version,
+        "daemon_json": _path,
+        "log_file": _path,
+        "restart_command": _command,
     },
+    "agent": {"binary": _path, "lib_dir": _path},
     "stack": {"name": _string, "ports": dict},  # ports is checked against the stack
     "checks": {"timeout": _seconds, "skip": _id_list, "ignore": _id_list},
-    "host": {"bin_dirs": _dir_list},
+    "host": {
+        "bin_dirs": _dir_list,
+        "lib_dirs": _dir_list,
+        "ld_so_cache": _path,
+        "ld_so_conf_dir": _path,
+        "systemd_dirs": _dir_list,
+        "dmi_dir": _path,
+        "lease_dirs": _dir_list,
+    },
 }
 
 
@@ -181,7 +235,10 @@ def load_config(
     stack = StackConfig(**values.get("stack", {}))
     checks = ChecksConfig(**values.get("checks", {}))
     host = HostConfig(**values.get("host", {}))
-    return Config(docker=docker, stack=stack, checks=checks, host=host, source=path)
+    agent = AgentConfig(**values.get("agent", {}))
+    return Config(
+        docker=docker, stack=stack, checks=checks, host=host, agent=agent, source=path
+    )
 
 
 def _validate(raw: dict[str, Any], path: Path, text: str) -> dict[str, dict[str, Any]]:

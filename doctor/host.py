@@ -14,12 +14,12 @@ import platform
 import shutil
 import socket
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from shipyard_doctor import sockets
+from shipyard_doctor import commands, sockets
 from shipyard_doctor.config import Config
 from shipyard_doctor.dockerapi import DockerProbe, make_client, parse_endpoint, probe
 from shipyard_doctor.stacks import Stack, load_stack
@@ -77,11 +77,34 @@ class Container:
 
 
 class Host:
-    def __init__(self, config: Config, environ: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        config: Config,
+        environ: Mapping[str, str] | None = None,
+        probe_dhcp: tuple[str, ...] = (),
+    ):
         self.config = config
         self.environ = dict(os.environ if environ is None else environ)
+        # Interfaces the user named with --probe-dhcp: the only ones on which the
+        # doctor may send anything (a DHCPDISCOVER).
+        self.probe_dhcp = probe_dhcp
         self._facts: dict[str, Any] = {}
         self._locks: dict[str, threading.Lock] = _LockTable()
+
+    def memo(self, key: str, compute: Callable[[], T]) -> T:
+        """Compute a fact once per run, for fact modules that live outside this file
+        (``doctor/elf.py``, ``doctor/mounts.py``, ...). Thread-safe like ``@fact``."""
+        with self._locks[key]:
+            if key not in self._facts:
+                self._facts[key] = compute()
+            return self._facts[key]  # type: ignore[no-any-return]
+
+    def run_command(
+        self, argv: Sequence[str], timeout: float | None = None
+    ) -> commands.CommandResult:
+        """Run a read-only command (iptables-save, journalctl, ...), time-bounded."""
+        budget = self.config.checks.timeout * 0.75 if timeout is None else timeout
+        return commands.run(argv, budget, self.environ)
 
     # --- identity ----------------------------------------------------------------
 

@@ -12,8 +12,15 @@ pytestmark = pytest.mark.infra
 
 def test_clean_host_is_healthy(clean_docker_host):
     host = clean_docker_host
+    # The issue-2 pair; the checks added later have their own healthy-host tests.
     run = run_doctor(
-        "check", "--json", "--docker-host", host.dockerd.url, netns=host.netns
+        "check",
+        "--json",
+        "--only",
+        "docker-daemon,ports",
+        "--docker-host",
+        host.dockerd.url,
+        netns=host.netns,
     )
     assert run.code == 0, run.stdout + run.stderr
     assert run.check("ports")["status"] == "ok"
