@@ -1,0 +1,153 @@
+"""Network interfaces, their addresses and the IPv4 routing table of this host.
+
+Everything here is read through network-namespace-aware sources: netifaces (getifaddrs,
+i.e. netlink) for addresses, ``ip -json -details link`` for link kind, bridge master
+and carrier, and /proc/net/route for routes. /sys/class/net is deliberately not used:
+it shows the namespace that mounted sysfs, not the caller's, so under
+``nsenter --net`` it would describe the wrong host.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shipyard_doctor.host import Host
+
+LINK_LOCAL = ipaddress.IPv4Network("169.254.0.0/16")
+
+
+@dataclass(frozen=True)
+class Interface:
+    name: str
+    index: int
+    kind: str  # loopback, ether, bridge, veth, vlan, ... (the kernel's link kind)
+    up: bool  # administratively up
+    carrier: bool  # lower layer up (cable in / peer up)
+    master: str | None  # the bridge it is a port of
+    mac: str
+    ipv4: tuple[ipaddress.IPv4Interface, ...]
+    ipv6: tuple[ipaddress.IPv6Interface, ...]
+
+    @property
+    def is_docker(self) -> bool:
+        """A bridge Docker made (docker0, br-<network id>) or a port of one."""
+        return _docker_bridge_name(self.name) or (
+            self.master is not None and _docker_bridge_name(self.master)
+        )
+
+    @property
+    def routable_ipv4(self) -> tuple[ipaddress.IPv4Interface, ...]:
+        return tuple(a for a in self.ipv4 if a.ip not in LINK_LOCAL)
+
+
+@dataclass(frozen=True)
+class Route:
+    interface: str
+    destination: ipaddress.IPv4Network
+    gateway: ipaddress.IPv4Address | None
+    metric: int
+
+    @property
+    def is_default(self) -> bool:
+        return self.destination.prefixlen == 0
+
+
+def _docker_bridge_name(name: str) -> bool:
+    return name == "docker0" or (name.startswith("br-") and len(name) == 15)
+
+
+def interfaces(host: Host) -> tuple[Interface, ...]:
+    """Every interface of the doctor's network namespace (cached per run)."""
+    return host.memo("netinfo.interfaces", lambda: _interfaces(host))
+
+
+def routes(host: Host, proc: Path = Path("/proc")) -> tuple[Route, ...]:
+    return host.memo(
+        "netinfo.routes", lambda: parse_routes((proc / "net" / "route").read_text())
+    )
+
+
+def _interfaces(host: Host) -> tuple[Interface, ...]:
+    import netifaces
+
+    links = _links(host)
+    result = []
+    for name in netifaces.interfaces():
+        addresses = netifaces.ifaddresses(name)
+        link = links.get(name, {})
+        flags = set(link.get("flags", ()))
+        result.append(
+            Interface(
+                name=name,
+                index=int(link.get("ifindex", 0)),
+                kind=_kind(link),
+                up="UP" in flags,
+                carrier="LOWER_UP" in flags and "NO-CARRIER" not in flags,
+                master=link.get("master"),
+                mac=str(link.get("address", "")),
+                ipv4=tuple(
+                    ipaddress.IPv4Interface(f"{a['addr']}/{a['netmask']}")
+                    for a in addresses.get(netifaces.AF_INET, ())
+                    if a.get("addr") and a.get("netmask")
+                ),
+                ipv6=tuple(
+                    ipaddress.IPv6Interface(
+                        f"{a['addr'].split('%')[0]}/{a['netmask'].rsplit('/', 1)[-1]}"
+                    )
+                    for a in addresses.get(netifaces.AF_INET6, ())
+                    if a.get("addr") and "/" in a.get("netmask", "")
+                ),
+            )
+        )
+    return tuple(result)
+
+
+def _links(host: Host) -> dict[str, dict[str, Any]]:
+    done = host.run_command(["ip", "-json", "-details", "link", "show"])
+    if not done.ok:
+        return {}
+    try:
+        return {link["ifname"]: link for link in json.loads(done.stdout)}
+    except (ValueError, KeyError, TypeError):
+        return {}
+
+
+def _kind(link: dict[str, Any]) -> str:
+    info = link.get("linkinfo") or {}
+    if info.get("info_kind"):
+        return str(info["info_kind"])
+    return str(link.get("link_type", "unknown"))
+
+
+def _hex_ipv4(text: str) -> ipaddress.IPv4Address:
+    # /proc/net/route prints addresses as one 32-bit word in host byte order.
+    return ipaddress.IPv4Address(socket.inet_ntoa(struct.pack("=I", int(text, 16))))
+
+
+def parse_routes(text: str) -> tuple[Route, ...]:
+    """Routes from the text of /proc/net/route (only routes that are up)."""
+    result = []
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 8 or not int(fields[3], 16) & 0x1:  # RTF_UP
+            continue
+        network = ipaddress.IPv4Network(
+            f"{_hex_ipv4(fields[1])}/{_hex_ipv4(fields[7])}", strict=False
+        )
+        gateway = _hex_ipv4(fields[2])
+        result.append(
+            Route(
+                interface=fields[0],
+                destination=network,
+                gateway=None if int(gateway) == 0 else gateway,
+                metric=int(fields[6]),
+            )
+        )
+    return tuple(result)
