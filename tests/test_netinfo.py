@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from shipyard_doctor.netinfo import parse_routes
 
 DATA = Path(__file__).parent / "data" / "proc"
@@ -86,6 +85,7 @@ def test_live_interfaces_inside_a_namespace(netns, require_infra):
         "master": None,
         "docker": False,
         "ipv4": ["198.51.100.2/24"],
+        "routable": ["198.51.100.2/24"],
     }
     assert found["down0"]["up"] is False and found["down0"]["carrier"] is False
     assert found["down0"]["ipv4"] == ["169.254.7.7/16"]
