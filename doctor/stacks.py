@@ -30,6 +30,18 @@ class Service:
     image: str
     ports: tuple[PortMapping, ...]
     optional: bool = False
+    # "schema1" for images only ever pushed as Docker manifest v2 schema 1 (2014-15),
+    # which Docker 26-28.1 refuses to pull by default and 28.2+ cannot pull at all.
+    manifest: str = ""
+
+
+@dataclass(frozen=True)
+class Client:
+    """A program of the stack that calls the Docker API with a fixed API version."""
+
+    name: str
+    api: str  # the version in its request paths, "1.9" for /v1.9/...
+    note: str = ""  # how to make it speak another version, if it can
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,7 @@ class Stack:
     services: tuple[Service, ...]
     ui_service: str
     ui_container_port: int
+    clients: tuple[Client, ...] = ()
 
     @property
     def container_names(self) -> frozenset[str]:
@@ -128,8 +141,12 @@ def load_stack(name: str) -> Stack:
                 for p in s.get("ports", ())
             ),
             optional=bool(s.get("optional", False)),
+            manifest=s.get("manifest", ""),
         )
         for s in raw["services"]
+    )
+    clients = tuple(
+        Client(c["name"], c["api"], c.get("note", "")) for c in raw.get("clients", ())
     )
     return Stack(
         name=raw["name"],
@@ -137,4 +154,5 @@ def load_stack(name: str) -> Stack:
         services=services,
         ui_service=raw["ui"]["service"],
         ui_container_port=raw["ui"]["container_port"],
+        clients=clients,
     )

@@ -1,0 +1,170 @@
+"""docker-compat: can the stack's clients and images work with this Docker at all?
+
+Shipyard's programs send a fixed Docker API version (the v1 agent sends /v1.9/...)
+and modern engines refuse old ones: Docker 20.10 accepts 1.12 and up, 25 accepts 1.24
+and up, 29 accepts 1.44 and up by default. The refusal only shows once the stack runs,
+as "client version 1.9 is too old" deep in an agent's log. The check asks the daemon
+itself with each client's version (a read-only GET /v<api>/version) and quotes its
+answer. It also warns before a deploy tries to pull 2014 images whose manifest is
+schema 1, which Docker 26-28.1 refuses by default and 28.2+ cannot pull at all.
+"""
+
+from __future__ import annotations
+
+from shipyard_doctor.compat import (
+    SCHEMA1_ENV,
+    Schema1Pull,
+    ask_with_api,
+    default_min_api,
+    local_images,
+    lowest_min_api,
+    parse_version,
+    schema1_pull,
+)
+from shipyard_doctor.host import Host
+from shipyard_doctor.model import Check, Result
+from shipyard_doctor.stacks import Client
+
+RESTART = "(systemctl edit docker.service, then systemctl restart docker)"
+
+
+class DockerCompatCheck(Check):
+    id = "docker-compat"
+    title = "Shipyard's clients and images work with this Docker"
+    category = "docker"
+    requires = ("docker-daemon",)
+
+    def run(self, host: Host) -> Result:
+        stack = host.stack()
+        version = host.docker().version
+        engine = str(version.get("Version", "?"))
+        newest = str(version.get("ApiVersion", "?"))
+        oldest = str(version.get("MinAPIVersion") or default_min_api(engine))
+        details = [
+            f"daemon: Docker {engine} accepts API {oldest} to {newest} "
+            f"(default minimum of Docker {engine}: {default_min_api(engine)})"
+        ]
+        failures: list[str] = []
+        warnings: list[str] = []
+        hints: list[str] = []
+        unknown: list[str] = []
+        clients = []
+        for client in stack.clients:
+            answer = ask_with_api(host, client.api)
+            said = "200 OK" if answer.accepted else f"HTTP {answer.status}"
+            if answer.status is None:
+                said = "no answer"
+            details.append(
+                f"{client.name} sends API {client.api}: GET /v{client.api}/version "
+                f"-> {said}" + (f": {answer.message}" if answer.message else "")
+            )
+            clients.append(
+                {
+                    "name": client.name,
+                    "api": client.api,
+                    "status": answer.status,
+                    "message": answer.message,
+                }
+            )
+            if answer.accepted:
+                continue
+            if answer.status is None:
+                unknown.append(f"could not ask Docker {engine} with API {client.api}")
+                continue
+            too_new = parse_version(client.api) > parse_version(newest)
+            which, limit = ("newest", newest) if too_new else ("oldest", oldest)
+            failures.append(
+                f"Docker {engine} refuses {client.name}'s API {client.api} "
+                f"({which} accepted: {limit})"
+            )
+            hints.extend(_api_hints(client, engine, oldest, too_new))
+
+        legacy = [s.image for s in stack.services if s.manifest == "schema1"]
+        present = local_images(host) or frozenset()
+        to_pull = [image for image in legacy if image not in present]
+        pull = schema1_pull(engine)
+        if legacy:
+            details.append(
+                f"images with a schema 1 manifest: {', '.join(legacy)}; "
+                f"pulling them on Docker {engine}: {pull.value}"
+                + (
+                    f"; already here: {', '.join(sorted(set(legacy) & present))}"
+                    if set(legacy) & present
+                    else ""
+                )
+            )
+        rebuilt = (
+            "map the stack's images to rebuilt ones: re-push them as manifest schema "
+            f"2 (pull with Docker <= 28.1 and {SCHEMA1_ENV}=1, then docker push to "
+            "your registry) and list them in the coming [deploy] images map"
+        )
+        if to_pull and pull is Schema1Pull.REMOVED:
+            failures.append(
+                f"Docker {engine} cannot pull Shipyard {stack.name}'s images: pulling "
+                "schema 1 images was removed in Docker 28.2"
+            )
+            hints.append(rebuilt)
+        elif to_pull and pull is Schema1Pull.DISABLED:
+            warnings.append(
+                f"Docker {engine} will not pull Shipyard {stack.name}'s schema 1 "
+                f"images unless dockerd runs with {SCHEMA1_ENV}=1"
+            )
+            hints.append(f"set {SCHEMA1_ENV}=1 in dockerd's environment {RESTART}")
+            hints.append("or " + rebuilt)
+
+        data = {
+            "stack": stack.name,
+            "engine": engine,
+            "api": {"min": oldest, "max": newest},
+            "clients": clients,
+            "schema1_images": legacy,
+            "schema1_pull": pull.value,
+            "to_pull": to_pull,
+        }
+        if failures:
+            more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+            return Result.failure(
+                failures[0] + more, details=details, hints=hints, data=data
+            )
+        if unknown:
+            return Result.error(unknown[0], details=details, data=data)
+        if warnings:
+            return Result.warning(warnings[0], details=details, hints=hints, data=data)
+        if not stack.clients and not legacy:
+            return Result.skipped(
+                f"Shipyard {stack.name} records no client API version or schema 1 "
+                "image to check",
+                details=details,
+                data=data,
+            )
+        speaks = ", ".join(f"{c.name}: API {c.api}" for c in stack.clients)
+        return Result.ok(
+            f"Docker {engine} accepts Shipyard {stack.name}'s clients"
+            + (f" ({speaks})" if speaks else "")
+            + (" and still pulls schema 1 images" if legacy else ""),
+            details=details,
+            data=data,
+        )
+
+
+def _api_hints(client: Client, engine: str, oldest: str, too_new: bool) -> list[str]:
+    if too_new:
+        return [f"upgrade Docker: {client.name} needs API {client.api}"]
+    hints = []
+    if client.note:
+        hints.append(
+            f"make {client.name} send an accepted version: "
+            + client.note.format(api=oldest)
+        )
+    floor = lowest_min_api(engine)
+    if parse_version(client.api) >= parse_version(floor):
+        hints.append(
+            f"or lower the daemon's floor: DOCKER_MIN_API_VERSION={client.api} in "
+            f"dockerd's environment {RESTART}"
+        )
+    else:
+        hints.append(
+            f"no setting makes Docker {engine} accept API {client.api}: the "
+            f"oldest it can be set to accept is {floor}"
+        )
+    return hints

@@ -1,0 +1,139 @@
+"""Can the stack's old clients and images still work with this Docker Engine?
+
+Modern engines raised the oldest API version they accept (1.12 up to Docker 24, 1.24
+from 25, 1.44 by default from 29) and stopped pulling images whose manifest is
+schema 1 (off by default from 26.0, removed in 28.2). Shipyard's 2014 programs and
+images predate both, so these facts decide whether a deploy can work at all. Sources:
+shared/research/domain.md section 10 (moby api/common_unix.go,
+daemon/config/config.go, distribution/errors.go at the tags named there).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from shipyard_doctor.dockerapi import make_client
+
+if TYPE_CHECKING:
+    from shipyard_doctor.host import Host
+
+Version = tuple[int, ...]
+
+
+def parse_version(text: str) -> Version:
+    """(20, 10, 24) for "20.10.24+dfsg1", (1, 9) for "1.9" or "v1.9"; () if none.
+
+    Distribution builds add suffixes (+dfsg1, -ce, ~ds1, -rc.1) that must not break
+    the comparison, so only the leading dotted numbers count.
+    """
+    match = re.match(r"v?(\d+(?:\.\d+)*)", text.strip())
+    return tuple(int(part) for part in match.group(1).split(".")) if match else ()
+
+
+def default_min_api(engine: str) -> str:
+    """The oldest API an engine of this version accepts unless told otherwise."""
+    version = parse_version(engine)
+    if version >= (29,):
+        return "1.44"  # docker-v29.0.0 daemon/config/config.go
+    if version >= (25,):
+        return "1.24"  # v25.0.0 defaultMinAPIVersion
+    return "1.12"  # v24.0.0 api/common_unix.go MinVersion
+
+
+def lowest_min_api(engine: str) -> str:
+    """The oldest API the engine can be made to accept (DOCKER_MIN_API_VERSION)."""
+    return "1.12" if parse_version(engine) < (25,) else "1.24"
+
+
+class Schema1Pull(StrEnum):
+    SUPPORTED = "supported"
+    DISABLED = "disabled by default"  # 26.0 - 28.1
+    REMOVED = "removed"  # 28.2 and later
+
+
+SCHEMA1_ENV = "DOCKER_ENABLE_DEPRECATED_PULL_SCHEMA_1_IMAGE"
+
+
+def schema1_pull(engine: str) -> Schema1Pull:
+    """Whether the engine still pulls images with a schema 1 manifest (PR
+    moby/moby#47459 disabled it in v26.0.0; v28.2.0 removed the code)."""
+    version = parse_version(engine)
+    if version >= (28, 2):
+        return Schema1Pull.REMOVED
+    if version >= (26,):
+        return Schema1Pull.DISABLED
+    return Schema1Pull.SUPPORTED
+
+
+@dataclass(frozen=True)
+class ApiAnswer:
+    """What the daemon said to GET /v<api>/version."""
+
+    api: str
+    status: int | None  # HTTP status; None when no answer came
+    message: str  # the daemon's own error text, or the transport error
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == 200
+
+
+def ask_with_api(host: Host, api: str) -> ApiAnswer:
+    """GET /v<api>/version on the configured daemon, as a client of that API would.
+
+    Read-only. The daemon's refusal is the evidence the user needs, so its message
+    is kept verbatim (Docker 20.10 sends it as text/plain, newer ones as JSON).
+    """
+    return host.memo(f"compat.api.{api}", lambda: _ask(host, api))
+
+
+def _ask(host: Host, api: str) -> ApiAnswer:
+    client = make_client(host.docker().endpoint, host.docker_timeout)
+    try:
+        answer = client.get(f"{client.base_url}/v{api}/version")
+    except Exception as exc:  # requests/urllib3 raise many kinds; it is evidence
+        return ApiAnswer(api, None, str(exc)[:200])
+    finally:
+        client.close()
+    if answer.status_code == 200:
+        return ApiAnswer(api, 200, "")
+    return ApiAnswer(api, answer.status_code, daemon_message(answer.text))
+
+
+def daemon_message(body: str) -> str:
+    """The daemon's error message from an error response body: Docker 20.10 sends
+    the API-version refusal as text/plain, other errors as {"message": ...}."""
+    import json
+
+    try:
+        parsed: Any = json.loads(body)
+    except ValueError:
+        return body.strip()
+    if isinstance(parsed, dict) and isinstance(parsed.get("message"), str):
+        return str(parsed["message"]).strip()
+    return body.strip()
+
+
+def local_images(host: Host) -> frozenset[str] | None:
+    """Repository names ("shipyard/redis") of the images the daemon already has;
+    an image present locally needs no pull. None when the list cannot be read."""
+
+    def compute() -> frozenset[str] | None:
+        client = make_client(host.docker().endpoint, host.docker_timeout)
+        try:
+            raw = client.images()
+        except Exception:
+            return None
+        finally:
+            client.close()
+        return frozenset(
+            tag.rsplit(":", 1)[0]
+            for image in raw
+            for tag in image.get("RepoTags") or ()
+            if tag != "<none>:<none>"
+        )
+
+    return host.memo("compat.local_images", compute)

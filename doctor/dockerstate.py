@@ -1,0 +1,279 @@
+"""Facts about which Docker daemon is which: running dockerds, where clients point,
+data-roots that hold containers, and what is left of a Shipyard deployment.
+
+These answer the story's "a system that wouldn't see any existing containers or
+images" after a failed install (domain.md section 8): a second daemon, a client
+pointed at another daemon (DOCKER_HOST, docker context), a daemon started on an
+empty data-root while another one holds the containers, or a half-deployed stack.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shipyard_doctor.dockerapi import Endpoint, make_client, parse_endpoint
+from shipyard_doctor.errors import DoctorError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from shipyard_doctor.host import Container, Host
+    from shipyard_doctor.stacks import Stack
+
+DEFAULT_DATA_ROOT = "/var/lib/docker"
+
+
+@dataclass(frozen=True)
+class DockerdArgs:
+    hosts: tuple[str, ...]
+    data_root: str | None
+    config_file: str | None
+
+
+def parse_dockerd_args(argv: Sequence[str]) -> DockerdArgs:
+    """The -H, --data-root (-g/--graph before 17.05) and --config-file flags of a
+    dockerd (or 2014 ``docker -d``) command line, in any of Go's flag spellings."""
+    names = {
+        "-H": "host",
+        "--host": "host",
+        "--data-root": "root",
+        "-g": "root",
+        "--graph": "root",
+        "--config-file": "config",
+    }
+    found: dict[str, list[str]] = {"host": [], "root": [], "config": []}
+    args = list(argv[1:])
+    i = 0
+    while i < len(args):
+        flag, sep, value = args[i].partition("=")
+        if flag in names:
+            if not sep and i + 1 < len(args):
+                i += 1
+                value = args[i]
+            found[names[flag]].append(value)
+        i += 1
+    return DockerdArgs(
+        tuple(found["host"]),
+        found["root"][-1] if found["root"] else None,
+        found["config"][-1] if found["config"] else None,
+    )
+
+
+def read_daemon_json(path: str) -> dict[str, Any]:
+    """daemon.json as a dict; {} when absent or unreadable (dockerd's defaults)."""
+    try:
+        value = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+@dataclass(frozen=True)
+class Daemon:
+    pid: int
+    hosts: tuple[str, ...]
+    data_root: str
+    config_file: str
+    same_netns: bool | None  # None: cannot tell (not allowed to look)
+
+    def describe(self) -> str:
+        hosts = ", ".join(self.hosts) or "default socket"
+        return (
+            f"dockerd pid {self.pid}: -H {hosts}, data-root {self.data_root}, "
+            f"config {self.config_file}"
+        )
+
+
+def running_daemons(host: Host) -> tuple[Daemon, ...]:
+    """Every dockerd process with its effective hosts and data-root (flags first,
+    then the daemon.json it reads, then dockerd's defaults)."""
+
+    def compute() -> tuple[Daemon, ...]:
+        daemons = []
+        for proc in host.dockerd_processes():
+            args = parse_dockerd_args(proc.cmdline)
+            config_file = args.config_file or host.config.docker.daemon_json
+            config = read_daemon_json(config_file)
+            root = args.data_root or config.get("data-root") or config.get("graph")
+            daemons.append(
+                Daemon(
+                    proc.pid,
+                    args.hosts or tuple(config.get("hosts") or ()),
+                    str(root or DEFAULT_DATA_ROOT),
+                    config_file,
+                    _same_netns(proc.pid),
+                )
+            )
+        return tuple(daemons)
+
+    return host.memo("dockerstate.daemons", compute)
+
+
+def _same_netns(pid: int) -> bool | None:
+    # A dockerd in another network namespace (docker-in-docker, rootless Docker) is
+    # another "host": it has its own docker0 and iptables and does not collide.
+    try:
+        return (
+            os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat("/proc/self/ns/net").st_ino
+        )
+    except OSError:
+        return None
+
+
+def system_data_root(host: Host) -> str:
+    """Where the system's dockerd keeps its state: daemon.json's data-root, else
+    /var/lib/docker."""
+    config = read_daemon_json(host.config.docker.daemon_json)
+    return str(config.get("data-root") or config.get("graph") or DEFAULT_DATA_ROOT)
+
+
+def count_containers(data_root: str) -> int | None:
+    """Containers stored under a data-root (dirs named by a 64-hex id in
+    containers/); 0 when there is no such dir, None when it may not be read."""
+    try:
+        entries = list(os.scandir(os.path.join(data_root, "containers")))
+    except FileNotFoundError:
+        return 0
+    except OSError:
+        return None
+    return sum(
+        1
+        for e in entries
+        if len(e.name) == 64
+        and all(c in "0123456789abcdef" for c in e.name)
+        and e.is_dir()
+    )
+
+
+@dataclass(frozen=True)
+class ClientEndpoint:
+    source: str  # "DOCKER_HOST" or "docker context NAME (PATH)"
+    url: str
+
+
+def client_endpoints(environ: dict[str, str]) -> list[ClientEndpoint]:
+    """Where the docker CLI (and Shipyard's deploy run through it) would connect:
+    DOCKER_HOST, and the current context (DOCKER_CONTEXT, else config.json's
+    currentContext) whose endpoint is in contexts/meta/<sha256 of name>/meta.json."""
+    found = []
+    if environ.get("DOCKER_HOST"):
+        found.append(ClientEndpoint("DOCKER_HOST", environ["DOCKER_HOST"]))
+    config_dir = environ.get("DOCKER_CONFIG") or (
+        os.path.join(environ["HOME"], ".docker") if environ.get("HOME") else ""
+    )
+    if not config_dir:
+        return found
+    name = environ.get("DOCKER_CONTEXT") or str(
+        read_daemon_json(os.path.join(config_dir, "config.json")).get(
+            "currentContext", ""
+        )
+    )
+    if not name or name == "default":
+        return found
+    digest = hashlib.sha256(name.encode()).hexdigest()
+    meta_path = os.path.join(config_dir, "contexts", "meta", digest, "meta.json")
+    meta = read_daemon_json(meta_path)
+    url = (meta.get("Endpoints") or {}).get("docker", {}).get("Host")
+    if isinstance(url, str) and url:
+        found.append(ClientEndpoint(f"docker context {name} ({meta_path})", url))
+    return found
+
+
+def same_endpoint(a: str, b: str) -> bool:
+    """Whether two Docker URLs name the same socket (/var/run is /run) or address."""
+    return _key(a) == _key(b) and _key(a) is not None
+
+
+def _key(url: str) -> tuple[str, ...] | None:
+    try:
+        endpoint = parse_endpoint(url)
+    except DoctorError:
+        return None  # ssh:// and fd:// are not comparable here
+    if endpoint.is_unix:
+        return ("unix", os.path.realpath(endpoint.path))
+    return (endpoint.scheme, endpoint.host, str(endpoint.port))
+
+
+def daemon_info(host: Host, url: str | None = None) -> dict[str, Any] | None:
+    """GET /info of the configured daemon (or of ``url``); None when it does not
+    answer. Its ID tells two endpoints of one daemon from two daemons."""
+
+    def compute() -> dict[str, Any] | None:
+        endpoint: Endpoint = host.docker().endpoint
+        if url is not None:
+            try:
+                endpoint = parse_endpoint(url)
+            except DoctorError:
+                return None
+        client = make_client(endpoint, host.docker_timeout)
+        try:
+            info: dict[str, Any] = client.info()
+        except Exception:
+            return None
+        finally:
+            client.close()
+        return info
+
+    return host.memo(f"dockerstate.info.{url or ''}", compute)
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    container: str
+    state: str  # running, exited, created, ... or "missing"
+    optional: bool
+
+
+def stack_state(stack: Stack, containers: Sequence[Container]) -> list[ServiceState]:
+    """Each container of the stack and its state; optional ones only if present."""
+    by_name = {c.name: c for c in containers}
+    states = []
+    for service in stack.services:
+        found = by_name.get(service.container)
+        if found is None and service.optional:
+            continue
+        state = found.state if found is not None else "missing"
+        states.append(ServiceState(service.container, state, service.optional))
+    return states
+
+
+@dataclass(frozen=True)
+class UiPorts:
+    container: str
+    fixed: int  # the host port the stack publishes the UI on (after [stack.ports])
+    published: frozenset[tuple[str, int]]  # (host ip, host port) it really has
+
+
+def ui_ports(
+    stack: Stack, containers: Sequence[Container], overrides: Mapping[str, int]
+) -> UiPorts | None:
+    """Where the UI container really publishes its port; None when the UI has no
+    fixed host port or no container. A random host port here is the July-2014
+    deploy script's `-p :8000` (domain.md section 0.4)."""
+    service = next(s for s in stack.services if s.name == stack.ui_service)
+    fixed = next(
+        (
+            p.port
+            for p in stack.host_ports(overrides)
+            if p.service == service.name and p.container_port == stack.ui_container_port
+        ),
+        None,
+    )
+    found = next((c for c in containers if c.name == service.container), None)
+    if fixed is None or found is None:
+        return None
+    return UiPorts(
+        service.container,
+        fixed,
+        frozenset(
+            (p.host_ip, p.host_port)
+            for p in found.ports
+            if p.container_port == stack.ui_container_port and p.protocol == "tcp"
+        ),
+    )
