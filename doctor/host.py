@@ -167,10 +167,11 @@ class Host:
 
         found = []
         for proc in psutil.process_iter(["name"]):
-            if proc.info["name"] == "dockerd":
-                info = self.process(proc.pid)
-                if info is not None:
-                    found.append(info)
+            if proc.info["name"] not in ("dockerd", "docker"):
+                continue
+            info = self.process(proc.pid)
+            if info is not None and _is_docker_daemon(info):
+                found.append(info)
         return tuple(found)
 
     def find_binary(self, name: str) -> str | None:
@@ -211,6 +212,15 @@ class Host:
 
     def username(self, uid: int) -> str:
         return _username(uid)
+
+
+def _is_docker_daemon(info: ProcessInfo) -> bool:
+    # Before Docker 1.8 the daemon was the client binary run as `docker -d` (the
+    # story's CoreOS unit), then `docker daemon` until dockerd split out in 1.12.
+    if info.name == "dockerd":
+        return True
+    args = info.cmdline[1:]
+    return "-d" in args or "--daemon" in args or args[:1] == ("daemon",)
 
 
 class _LockTable(dict):  # type: ignore[type-arg]

@@ -1,0 +1,35 @@
+"""Host facts that need a real process to find."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+
+from shipyard_doctor.config import Config
+from shipyard_doctor.host import Host
+
+
+def test_finds_a_2014_style_docker_daemon(tmp_path):
+    # Docker < 1.8 ran its daemon as `docker -d` (the story's CoreOS unit). A copy of
+    # Debian's python named "docker" run with -d (accepted and ignored by release
+    # builds) is a real process with exactly that name and command line.
+    fake_docker = tmp_path / "docker"
+    shutil.copy("/usr/bin/python3", fake_docker)
+    daemon = subprocess.Popen(
+        [str(fake_docker), "-d", "-c", "import time; time.sleep(30)"]
+    )
+    client = subprocess.Popen([str(fake_docker), "-c", "import time; time.sleep(30)"])
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            pids = {p.pid for p in Host(Config()).dockerd_processes()}
+            if daemon.pid in pids:
+                break
+            time.sleep(0.05)
+        assert daemon.pid in pids
+        assert client.pid not in pids  # `docker` without -d is the client
+    finally:
+        for proc in (daemon, client):
+            proc.kill()
+            proc.wait()
