@@ -1,0 +1,104 @@
+"""Which mount covers a path, and is it read-only: /proc/self/mountinfo.
+
+The 2014 user could not fix the agent because "/lib64 is on a read-only filesystem":
+on CoreOS /lib64 is a symlink into /usr, and /usr is a read-only A/B partition. To
+say so — and which mount it is — the doctor reads mountinfo (proc(5)): unlike
+/proc/mounts it has the per-mount options (a read-only bind mount of a writable
+filesystem shows ``ro`` there only), the root of a bind mount, and the mount ids.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+MOUNTINFO = "/proc/self/mountinfo"
+
+_ESCAPE = re.compile(r"\\([0-7]{3})")
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One line of mountinfo (field names as in proc(5))."""
+
+    mount_id: int
+    parent_id: int
+    device: str  # major:minor
+    root: str  # the directory of the filesystem mounted here (a bind mount's source)
+    mount_point: str
+    options: tuple[str, ...]  # per-mount: ro/rw, nosuid, ...
+    optional: tuple[str, ...]  # shared:N, master:N, ...
+    fs_type: str
+    source: str
+    super_options: tuple[str, ...]  # per-superblock
+
+    @property
+    def read_only(self) -> bool:
+        return "ro" in self.options or "ro" in self.super_options
+
+    def describe(self) -> str:
+        """'/usr (ext4 /dev/vda, ro)', with the bind source when it is one."""
+        bind = f" {self.root} of" if self.root != "/" else ""
+        mode = "ro" if self.read_only else "rw"
+        return f"{self.mount_point} ({self.fs_type}{bind} {self.source}, {mode})"
+
+
+def unescape(field: str) -> str:
+    """The kernel writes space, tab, newline and backslash as octal: \\040 etc."""
+    return _ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
+
+
+def parse_mountinfo(text: str) -> tuple[Mount, ...]:
+    """Parse mountinfo; a line that does not have the documented shape is skipped
+    rather than failing the whole table."""
+    mounts = []
+    for line in text.splitlines():
+        fields = line.split(" ")
+        try:
+            dash = fields.index("-", 6)
+            mount_id, parent_id = int(fields[0]), int(fields[1])
+        except ValueError:
+            continue
+        if len(fields) < dash + 3:
+            continue
+        mounts.append(
+            Mount(
+                mount_id=mount_id,
+                parent_id=parent_id,
+                device=fields[2],
+                root=unescape(fields[3]),
+                mount_point=unescape(fields[4]),
+                options=tuple(fields[5].split(",")),
+                optional=tuple(fields[6:dash]),
+                fs_type=fields[dash + 1],
+                source=unescape(fields[dash + 2]),
+                super_options=tuple(",".join(fields[dash + 3 : dash + 4]).split(",")),
+            )
+        )
+    return tuple(mounts)
+
+
+def read_mountinfo(path: str = MOUNTINFO) -> tuple[Mount, ...]:
+    with open(path, encoding="utf-8", errors="surrogateescape") as f:
+        return parse_mountinfo(f.read())
+
+
+def mount_for(path: str, mounts: tuple[Mount, ...]) -> Mount | None:
+    """The mount that covers ``path`` (already resolved): the longest mount point that
+    is a prefix of it; of several mounts on that point, the last one (on top)."""
+    best: Mount | None = None
+    for mount in mounts:
+        point = mount.mount_point
+        inside = path == point or path.startswith(point.rstrip("/") + "/")
+        if inside and (best is None or len(point) >= len(best.mount_point)):
+            best = mount
+    return best
+
+
+def nearest_existing(path: str) -> str:
+    """``path`` or its closest existing parent: where ``mkdir -p path`` would write."""
+    current = os.path.abspath(path)
+    while not os.path.exists(current) and current != "/":
+        current = os.path.dirname(current)
+    return current
