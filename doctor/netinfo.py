@@ -151,3 +151,41 @@ def parse_routes(text: str) -> tuple[Route, ...]:
             )
         )
     return tuple(result)
+
+
+def clashes(host: Host, subnet: ipaddress.IPv4Network, exclude: set[str]) -> list[str]:
+    """The addresses and routes of this host (outside the interfaces in ``exclude``
+    and their bridge ports) that overlap ``subnet``, described for the user."""
+    others = [
+        i
+        for i in interfaces(host)
+        if i.name not in exclude and i.master not in exclude and i.kind != "loopback"
+    ]
+    found = [
+        f"{address.network} on {iface.name} ({address})"
+        for iface in others
+        for address in iface.routable_ipv4
+        if address.network.overlaps(subnet)
+    ]
+    connected = {(i.name, a.network) for i in others for a in i.routable_ipv4}
+    found += [
+        f"route {r.destination} via {r.gateway or 'link'} on {r.interface}"
+        for r in routes(host)
+        if r.interface not in exclude
+        and not r.is_default
+        and r.destination.overlaps(subnet)
+        and (r.interface, r.destination) not in connected
+    ]
+    return found
+
+
+def free_subnet(host: Host, used: list[ipaddress.IPv4Network]) -> ipaddress.IPv4Network:
+    """A /24 in 10.200-255.0.0 that no interface, route or ``used`` network overlaps."""
+    taken = list(used)
+    taken += [a.network for i in interfaces(host) for a in i.routable_ipv4]
+    taken += [r.destination for r in routes(host) if not r.is_default]
+    for third in range(200, 256):
+        candidate = ipaddress.IPv4Network(f"10.{third}.0.0/24")
+        if not any(candidate.overlaps(t) for t in taken):
+            return candidate
+    return ipaddress.IPv4Network("192.168.254.0/24")

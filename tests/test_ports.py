@@ -94,7 +94,13 @@ def test_previous_shipyard_deployment_is_a_warning(clean_docker_host):
             ports={f"{port}/tcp": port},
         )
     run = run_doctor(
-        "check", "--json", "--docker-host", host.dockerd.url, netns=host.netns
+        "check",
+        "--json",
+        "--only",
+        "docker-daemon,ports",
+        "--docker-host",
+        host.dockerd.url,
+        netns=host.netns,
     )
     ports = run.check("ports")
     assert ports["status"] == "warning", ports
