@@ -3,11 +3,15 @@
 Everything else about a Docker host depends on this, so the check spends its effort on
 telling the causes apart: Docker not installed, the socket missing, permission denied,
 a stale socket with no daemon behind it, a daemon that accepts but never answers, an
-endpoint that is not Docker at all, or an API too old for the doctor.
+endpoint that is not Docker at all, or an API too old for the doctor. When the daemon
+is down, its last log lines are read and known causes named (a -H/"hosts" conflict,
+-H fd:// without its socket, a daemon.json typo, cgroups, a taken address,
+containerd), with the line that shows it.
 """
 
 from __future__ import annotations
 
+from shipyard_doctor import daemonconf, dockerlog
 from shipyard_doctor.dockerapi import DockerProbe, Problem
 from shipyard_doctor.host import Host
 from shipyard_doctor.model import Check, Result
@@ -42,8 +46,16 @@ class DockerDaemonCheck(Check):
             details.append(f"cause: {probe.reason}")
         details.extend(_running_daemons(host))
         summary, hints, as_error = _explain(probe, host)
+        data = _data(probe)
+        down = probe.problem in (Problem.SOCKET_MISSING, Problem.NOT_RUNNING)
+        if down and host.find_binary("dockerd"):
+            label, why, fixes, causes = _why_down(host)
+            summary += f" ({label})" if label else ""
+            details.extend(why)
+            hints = fixes + hints
+            data["causes"] = causes
         make = Result.error if as_error else Result.failure
-        return make(summary, details=details, hints=hints, data=_data(probe))
+        return make(summary, details=details, hints=hints, data=data)
 
 
 def _explain(probe: DockerProbe, host: Host) -> tuple[str, list[str], bool]:
@@ -145,6 +157,53 @@ def _start_hints(host: Host) -> list[str]:
             "[docker] host at the socket it serves (see its -H flags above)",
         )
     return hints
+
+
+def _why_down(host: Host) -> tuple[str, list[str], list[str], list[dict[str, str]]]:
+    """A summary label, evidence, hints and data for a daemon that is not running:
+    known causes in its last log lines, else a conflict its configuration predicts,
+    else the log's last error lines."""
+    log = dockerlog.daemon_log(host)
+    if log.problem:
+        details = [f"log: {log.source}: {log.problem}"]
+    else:
+        details = [f"log: last {len(log.lines)} lines of {log.source}"]
+    hints: list[str] = []
+    fields = {
+        "file": host.config.docker.daemon_json,
+        "dockerd": host.find_binary("dockerd") or "/usr/bin/dockerd",
+    }
+    matches = dockerlog.known_causes(log.last_attempt(), fields)
+    for m in matches:
+        details += [f"log says: {m.line}", f"known cause: {m.explanation}"]
+        hints += m.hints
+    causes = [{"id": m.cause.id, "line": m.line} for m in matches]
+    if matches:
+        return f"its log says: {matches[-1].cause.title}", details, hints, causes
+    setup = daemonconf.unit_setup(host).setup or daemonconf.running_setup(host)
+    if setup is not None and setup.conflict:
+        explanation, hints2 = dockerlog.explain(
+            "hosts-flag-and-file", file=setup.daemon_json.path, dockerd=setup.argv[0]
+        )
+        details += [f"configuration predicts: {setup.conflict}", explanation]
+        causes.append({"id": "hosts-flag-and-file", "line": ""})
+        return '-H and daemon.json "hosts" conflict', details, list(hints2), causes
+    errors = [ln for ln in log.last_attempt() if _looks_like_error(ln)][-3:]
+    details += [f"log says: {line.strip()}" for line in errors]
+    if log.lines:
+        hints.append(f"read the whole log: {_read_more(log.source)}")
+    return "", details, hints, causes
+
+
+def _looks_like_error(line: str) -> bool:
+    lowered = line.lower()
+    return any(w in lowered for w in ("level=error", "level=fatal", "failed", "error"))
+
+
+def _read_more(source: str) -> str:
+    if source.startswith("journalctl"):
+        return "journalctl -u docker.service -n 200 --no-pager"
+    return f"tail -n 200 {source}"
 
 
 def _running_daemons(host: Host) -> list[str]:

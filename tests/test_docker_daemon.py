@@ -1,10 +1,15 @@
 """docker-daemon on real endpoints: a namespace dockerd, a socket that never answers,
-a missing socket, a stale one, a socket the user may not open, and no Docker at all."""
+a missing socket, a stale one, a socket the user may not open, and no Docker at all;
+and real dockerds that fail to start, whose log names the cause."""
 
 from __future__ import annotations
 
+import json
+import shutil
 import socket
+from pathlib import Path
 
+import infra
 import pytest
 from doctor_cli import run_doctor
 
@@ -150,3 +155,102 @@ def test_permission_denied_names_the_remedy(clean_docker_host, unprivileged_venv
     )
     assert "sudo usermod -aG docker nobody" in check["hints"][0]
     assert any(d.startswith("socket: srw-") for d in check["details"])
+
+
+# --- a daemon that is down: its log names the cause ------------------------------
+
+
+# Where the doctor finds it too: run_doctor's PATH (sbin included).
+DOCKERD = shutil.which("dockerd", path="/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin")
+
+
+@pytest.fixture
+def failing_dockerd(netns, require_infra):
+    """``start(config, *flags)`` runs a real dockerd in the test namespace with its
+    own root, waits until it exits by itself and returns (its log, its socket)."""
+    require_infra("dockerd")
+    roots: list[Path] = []
+
+    def start(config: dict[str, object], *flags: str) -> tuple[Path, Path]:
+        # Named like Dockerd's roots, so a killed run's leftovers are reaped too.
+        root = infra._mkdtemp("d")
+        roots.append(root)
+        settings = {
+            "data-root": str(root / "data"),
+            "exec-root": str(root / "x"),
+            "pidfile": str(root / "dockerd.pid"),
+            "cgroup-parent": f"/{root.name}",
+            **config,
+        }
+        text = json.dumps(settings).replace("ROOT", str(root))
+        (root / "daemon.json").write_text(text)
+        log = root / "dockerd.log"
+        argv = [str(DOCKERD), "--config-file", str(root / "daemon.json")]
+        argv += [flag.replace("ROOT", str(root)) for flag in flags]
+        proc = netns.spawn(argv, log_path=log, cwd=root)
+        assert proc.wait(timeout=30) != 0, infra.log_tail(log)
+        return log, root / "d.sock"
+
+    try:
+        yield start
+    finally:
+        for root in roots:
+            infra._teardown_root(root)  # Dockerd.stop's cleanup: processes, mounts
+
+
+def _doctor_on_down_daemon(netns, log: Path, sock: Path, tmp_path: Path):
+    config = tmp_path / "config.toml"
+    config.write_text(f"[docker]\nlog_file = '{log}'\n")
+    run = run_doctor(
+        "check",
+        "--json",
+        "--only",
+        "docker-daemon",
+        "--docker-host",
+        f"unix://{sock}",
+        netns=netns,
+        config=config,
+    )
+    return run.check("docker-daemon")
+
+
+def test_down_daemon_hosts_conflict_is_named(failing_dockerd, netns, tmp_path):
+    # -H on the command line and "hosts" in the config file: dockerd refuses.
+    log, sock = failing_dockerd(
+        {"hosts": ["tcp://127.0.0.1:4243"]}, "-H", "unix://ROOT/d.sock"
+    )
+    check = _doctor_on_down_daemon(netns, log, sock, tmp_path)
+    assert check["status"] == "failure"
+    assert check["summary"] == (
+        f"the Docker daemon is not running: {sock} does not exist (its log says: "
+        '-H flags and daemon.json "hosts" conflict)'
+    )
+    said = [d for d in check["details"] if d.startswith("log says: ")]
+    assert said and "specified both as a flag and in the configuration file" in said[0]
+    assert f"from flag: [unix://{sock}]" in said[0]
+    assert 'remove "hosts" from ' in check["hints"][0]
+    # The drop-in names this host's dockerd (Debian: /usr/sbin/dockerd).
+    assert f"ExecStart= and ExecStart={DOCKERD} (no -H)" in check["hints"][1]
+    assert check["data"]["causes"][0]["id"] == "hosts-flag-and-file"
+
+
+def test_down_daemon_other_causes(failing_dockerd, netns, listeners, tmp_path):
+    log, sock = failing_dockerd({}, "-H", "fd://")
+    check = _doctor_on_down_daemon(netns, log, sock, tmp_path)
+    assert check["summary"].endswith(
+        "(its log says: -H fd:// without socket activation)"
+    )
+    assert "systemctl enable --now docker.socket" in check["hints"][0]
+
+    log, sock = failing_dockerd({"hosts": ["unix://ROOT/d.sock"], "live-restor": True})
+    check = _doctor_on_down_daemon(netns, log, sock, tmp_path)
+    assert check["data"]["causes"][0]["id"] == "unknown-directive"
+    assert "live-restor" in check["hints"][0]
+
+    listeners.tcp(netns, "127.0.0.1", 4243)
+    log, sock = failing_dockerd(
+        {"hosts": ["tcp://127.0.0.1:4243", "unix://ROOT/d.sock"], "tls": False}
+    )
+    check = _doctor_on_down_daemon(netns, log, sock, tmp_path)
+    assert check["summary"].endswith("(its log says: its API address is taken)")
+    assert "ss -ltnp 'sport = :4243'" in check["hints"][0]

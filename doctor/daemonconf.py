@@ -1,0 +1,467 @@
+"""How dockerd is told where to listen: -H flags, daemon.json, and the unit behind it.
+
+Three sources decide the Docker API's addresses, and two of them must not both set
+them: ``-H``/``--host`` on dockerd's command line (the running process, or the
+systemd unit's ExecStart) and ``"hosts"`` in daemon.json. When both do, dockerd
+refuses to start ("the following directives are specified both as a flag and in the
+configuration file: hosts", moby/moby#22339, #25471), so the doctor predicts it
+before anyone restarts. TLS verification is read from the same places, because a
+TCP address beyond loopback without it makes anyone who can reach it root.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from shipyard_doctor.dockerapi import DockerProbe, parse_endpoint, probe
+from shipyard_doctor.systemd import command_argv, docker_units, unit_environment
+
+if TYPE_CHECKING:
+    from shipyard_doctor.host import Host, ProcessInfo
+    from shipyard_doctor.sockets import Listener
+    from shipyard_doctor.systemd import Unit
+
+DEFAULT_UNIX = "unix:///var/run/docker.sock"  # dockerd's default without any host
+DEFAULT_CONFIG_FILE = "/etc/docker/daemon.json"
+
+
+@dataclass(frozen=True)
+class DockerdFlags:
+    """What a dockerd command line says about the API."""
+
+    hosts: tuple[str, ...] = ()
+    config_file: str | None = None
+    tls: bool | None = None
+    tlsverify: bool | None = None
+
+
+def parse_dockerd_argv(argv: Sequence[str]) -> DockerdFlags:
+    """-H/--host (``-H x``, ``-H=x``, ``-Hx``, ``--host=x``), --config-file, --tls and
+    --tlsverify (bare or ``=true|false``), as Go's pflag accepts them. The 2014 form
+    ``docker -d -H fd://`` parses the same way."""
+    hosts: list[str] = []
+    config_file: str | None = None
+    bools: dict[str, bool] = {}
+    words = list(argv[1:])
+    i = 0
+    while i < len(words):
+        word = words[i]
+        name, sep, inline = word.partition("=")
+        long = name.lstrip("-")
+        if word.startswith("-H") and len(word) > 2 and not sep:
+            hosts.append(word[2:])  # -Htcp://... (pflag shorthand, value attached)
+        elif long in ("H", "host", "config-file") and word.startswith("-"):
+            if not sep and i + 1 < len(words):
+                i += 1
+                inline = words[i]
+            if long == "config-file":
+                config_file = inline
+            else:
+                hosts.append(inline)
+        elif long in ("tls", "tlsverify") and word.startswith("-"):
+            bools[long] = inline.lower() not in ("false", "0") if sep else True
+        i += 1
+    return DockerdFlags(
+        tuple(hosts), config_file, bools.get("tls"), bools.get("tlsverify")
+    )
+
+
+@dataclass(frozen=True)
+class DaemonJson:
+    path: str
+    exists: bool
+    error: str = ""  # unreadable or not a JSON object
+    hosts: tuple[str, ...] | None = None  # None: no "hosts" key
+    tls: bool | None = None
+    tlsverify: bool | None = None
+    content: dict[str, Any] | None = None
+
+    def describe(self) -> str:
+        if self.error:
+            return f"error: {self.error}"
+        if not self.exists:
+            return "does not exist"
+        return 'no "hosts"' if self.hosts is None else f"hosts {list(self.hosts)}"
+
+
+def read_daemon_json(path: str) -> DaemonJson:
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        return DaemonJson(path, False)
+    except OSError as exc:
+        return DaemonJson(path, True, f"cannot read it: {exc.strerror or exc}")
+    try:
+        content = json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError as exc:
+        return DaemonJson(path, True, f"invalid JSON: {exc}")
+    if not isinstance(content, dict):
+        return DaemonJson(path, True, "not a JSON object")
+    hosts = content.get("hosts")
+    return DaemonJson(
+        path,
+        True,
+        hosts=None if hosts is None else tuple(str(h) for h in hosts),
+        tls=_bool(content.get("tls")),
+        tlsverify=_bool(content.get("tlsverify")),
+        content=content,
+    )
+
+
+def _bool(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+@dataclass(frozen=True)
+class ApiAddress:
+    """One API address as dockerd normalises it (moby opts/hosts.go ParseHost)."""
+
+    text: str  # as written
+    scheme: str  # unix | tcp | fd | other
+    host: str = ""
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        if self.scheme != "tcp":
+            return self.text
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"tcp://{host}:{self.port}"
+
+    @property
+    def loopback(self) -> bool:
+        if self.scheme != "tcp":
+            return True
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False  # a host name: it may resolve to anything
+
+    @property
+    def everywhere(self) -> bool:
+        return self.scheme == "tcp" and self.host in ("0.0.0.0", "::")
+
+
+def parse_api_address(text: str, tls: bool = False) -> ApiAddress:
+    value = text.strip()
+    if "://" not in value:
+        value = "tcp://" + value  # dockerd reads "0.0.0.0:2375" as tcp
+    scheme = value.split("://", 1)[0]
+    if scheme != "tcp":
+        return ApiAddress(text, scheme if scheme in ("unix", "fd") else "other")
+    parts = urlsplit(value)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    # An empty host means localhost in dockerd (opts.DefaultHTTPHost).
+    return ApiAddress(
+        text, "tcp", parts.hostname or "localhost", port or (2376 if tls else 2375)
+    )
+
+
+@dataclass(frozen=True)
+class DaemonSetup:
+    """How dockerd runs (or will run): its command line and its daemon.json."""
+
+    origin: str  # e.g. "running dockerd (pid 42)" or "docker.service ExecStart"
+    argv: tuple[str, ...]
+    flags: DockerdFlags
+    daemon_json: DaemonJson
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        if self.flags.hosts:
+            return self.flags.hosts
+        return self.daemon_json.hosts or (DEFAULT_UNIX,)
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.flags.tls or self.daemon_json.tls or self.tlsverify)
+
+    @property
+    def tlsverify(self) -> bool:
+        if self.flags.tlsverify is not None:
+            return self.flags.tlsverify
+        return bool(self.daemon_json.tlsverify)
+
+    def addresses(self) -> tuple[ApiAddress, ...]:
+        return tuple(parse_api_address(h, self.tls) for h in self.hosts)
+
+    @property
+    def conflict(self) -> str | None:
+        """dockerd's own error, when -H and daemon.json "hosts" are both set."""
+        if not self.flags.hosts or not self.daemon_json.hosts:
+            return None
+        return (
+            f"unable to configure the Docker daemon with file {self.daemon_json.path}: "
+            "the following directives are specified both as a flag and in the "
+            f"configuration file: hosts: (from flag: [{' '.join(self.flags.hosts)}], "
+            f"from file: [{' '.join(self.daemon_json.hosts)}])"
+        )
+
+
+def setup_from_argv(origin: str, argv: Sequence[str], default_json: str) -> DaemonSetup:
+    flags = parse_dockerd_argv(argv)
+    return DaemonSetup(
+        origin, tuple(argv), flags, read_daemon_json(flags.config_file or default_json)
+    )
+
+
+@dataclass(frozen=True)
+class UnitSetup:
+    """docker.service's effective ExecStart, and what it cannot tell by itself."""
+
+    unit: Unit
+    sockets: tuple[Unit, ...]
+    exec_start: str | None  # the last ExecStart= value, as written
+    setup: DaemonSetup | None
+    notes: tuple[str, ...]  # unset variables, missing EnvironmentFile=, …
+
+
+def unit_setup(host: Host) -> UnitSetup:
+    """The docker.service that systemd would start next, with its daemon.json."""
+
+    def compute() -> UnitSetup:
+        unit, sockets = docker_units(host)
+        commands = unit.values("Service", "ExecStart")
+        if not unit.exists or not commands:
+            return UnitSetup(unit, sockets, None, None, ())
+        env, notes = unit_environment(unit)
+        argv, unset = command_argv(commands[-1], env)
+        notes += [f"${name} is not set, so it adds nothing" for name in unset]
+        setup = setup_from_argv(
+            f"{unit.name} ExecStart", argv, host.config.docker.daemon_json
+        )
+        return UnitSetup(unit, sockets, commands[-1], setup, tuple(notes))
+
+    return host.memo("daemonconf.unit", compute)
+
+
+def _net_ns(pid: int | str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(f"/proc/{pid}/ns/net")
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def running_dockerd(host: Host) -> ProcessInfo | None:
+    """The dockerd behind this host's API: one in the doctor's own network namespace
+    (others, in containers or test namespaces, serve other "hosts"), preferring the
+    one that serves ``[docker] host``."""
+
+    def compute() -> ProcessInfo | None:
+        own = _net_ns("self")
+        here = [
+            p
+            for p in host.dockerd_processes()
+            if own is None or _net_ns(p.pid) in (own, None)
+        ]
+        wanted = parse_endpoint(host.config.docker.host)
+        for proc in here:
+            setup = setup_from_argv("", proc.cmdline, host.config.docker.daemon_json)
+            for address in setup.addresses():
+                if (
+                    address.scheme == "unix"
+                    and wanted.is_unix
+                    and parse_endpoint(address.text).path == wanted.path
+                ):
+                    return proc
+        return here[0] if here else None
+
+    return host.memo("daemonconf.running", compute)
+
+
+def running_setup(host: Host) -> DaemonSetup | None:
+    proc = running_dockerd(host)
+    if proc is None or not proc.cmdline:
+        return None
+    return setup_from_argv(
+        f"running dockerd (pid {proc.pid})",
+        proc.cmdline,
+        host.config.docker.daemon_json,
+    )
+
+
+def tcp_probe(host: Host) -> DockerProbe:
+    """/_ping at ``[docker] tcp``, where the Shipyard agent <= v0.2.5 expects Docker."""
+    cfg = host.config.docker
+    return host.memo(
+        "daemonconf.tcp_probe",
+        lambda: probe(
+            parse_endpoint(f"tcp://{cfg.tcp}"), host.docker_timeout, cfg.min_api_version
+        ),
+    )
+
+
+def api_listeners(host: Host) -> list[tuple[Listener, ProcessInfo]]:
+    """TCP sockets listening for the Docker API here: held by dockerd itself, or by
+    systemd (pid 1) for a socket unit that activates docker.service."""
+    unit = unit_setup(host)
+    socket_ports = {
+        parse_listen_stream(spec)[1]
+        for sock in unit.sockets
+        for spec in sock.values("Socket", "ListenStream")
+    }
+    listeners = host.tcp_listeners()
+    owners = host.socket_owners(item.inode for item in listeners)
+    found = []
+    for item in listeners:
+        owner = owners.get(item.inode)
+        if owner is None:
+            continue
+        if owner.name in ("dockerd", "docker") or (
+            owner.pid == 1 and item.port in socket_ports
+        ):
+            found.append((item, owner))
+    return found
+
+
+def parse_listen_stream(spec: str) -> tuple[str, int | None]:
+    """(address, port) of a ``ListenStream=``: "4243" is every address, "/path" a
+    unix socket (port None), "127.0.0.1:4243" or "[::1]:4243" one address."""
+    if spec.startswith(("/", "@")):
+        return spec, None
+    if spec.isdigit():
+        return "", int(spec)
+    address, _, port = spec.rpartition(":")
+    return address.strip("[]"), int(port) if port.isdigit() else None
+
+
+def exposures(host: Host, running: DaemonSetup | None, unit: UnitSetup) -> list[str]:
+    """Every TCP address of the API beyond loopback that has no TLS verification:
+    from the running daemon, from the unit's next start, from what listens now, and
+    from enabled socket units."""
+    found: dict[str, str] = {}
+    for setup in (running, unit.setup):
+        if setup is None or setup.tlsverify:
+            continue
+        source = setup.origin
+        if not setup.flags.hosts and setup.daemon_json.hosts:
+            source = f"{setup.daemon_json.path} via {setup.origin}"
+        for address in setup.addresses():
+            if not address.loopback:
+                found.setdefault(address.url, f"{address.url} (from {source})")
+    verified = bool(running and running.tlsverify)
+    for item, owner in api_listeners(host):
+        address = parse_api_address(f"tcp://{item.endpoint}")
+        if not address.loopback and not verified:
+            found.setdefault(
+                address.url, f"{item.endpoint} ({owner.name}, pid {owner.pid}, listens)"
+            )
+    if not (unit.setup and unit.setup.tlsverify):
+        for sock in unit.sockets:
+            for spec in sock.values("Socket", "ListenStream"):
+                where, port = parse_listen_stream(spec)
+                if port is None or not sock.enabled_in:
+                    continue
+                address = parse_api_address(f"tcp://{where or '0.0.0.0'}:{port}")
+                if not address.loopback:
+                    everywhere = " — every address" if not where else ""
+                    found.setdefault(
+                        address.url,
+                        f"{address.url} ({sock.name} ListenStream={spec}{everywhere})",
+                    )
+    return list(found.values())
+
+
+@dataclass(frozen=True)
+class Route:
+    """One way to make dockerd listen on TCP: the file to write and how to apply."""
+
+    kind: str  # drop-in | socket | daemon.json
+    path: str
+    content: str
+    fits: bool
+    why: str
+    apply: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "path": self.path,
+            "content": self.content,
+            "fits": self.fits,
+            "why": self.why,
+            "apply": self.apply,
+        }
+
+
+DROPIN_PATH = "/etc/systemd/system/docker.service.d/shipyard-tcp.conf"
+SOCKET_PATH = "/etc/systemd/system/docker-tcp.socket"
+SYSTEMD_RESTART = "systemctl daemon-reload && systemctl restart docker"
+
+
+def tcp_routes(host: Host, running: DaemonSetup | None, unit: UnitSetup) -> list[Route]:
+    """The ways to add ``[docker] tcp`` to dockerd's addresses on this host, the one
+    that fits first (docs.docker.com engine/daemon/remote-access: pick ONE)."""
+    tcp = f"tcp://{host.config.docker.tcp}"
+    setup = (
+        unit.setup
+        or running
+        or setup_from_argv("dockerd's defaults", (), host.config.docker.daemon_json)
+    )
+    routes: list[Route] = []
+    if unit.setup is not None and unit.exec_start is not None:
+        flags = bool(unit.setup.flags.hosts)
+        routes.append(
+            Route(
+                "drop-in",
+                DROPIN_PATH,
+                f"[Service]\nExecStart=\nExecStart={unit.exec_start} -H {tcp}\n",
+                flags and not unit.setup.daemon_json.hosts,
+                f"systemd starts dockerd from {unit.unit.fragment} with -H flags; a "
+                "drop-in keeps the vendor unit and survives package updates"
+                if flags
+                else f'{unit.setup.daemon_json.path} sets "hosts"; -H in the unit '
+                "too would stop dockerd from starting",
+                SYSTEMD_RESTART,
+            )
+        )
+        if "fd://" in unit.setup.flags.hosts:
+            routes.append(
+                Route(
+                    "socket",
+                    SOCKET_PATH,
+                    "[Unit]\nDescription=Docker API on TCP for the Shipyard agent\n\n"
+                    f"[Socket]\nListenStream={host.config.docker.tcp}\n"
+                    "Service=docker.service\n\n[Install]\nWantedBy=sockets.target\n",
+                    True,
+                    "dockerd takes its sockets from systemd (-H fd://): the "
+                    "CoreOS/Flatcar way, no copy of the unit",
+                    "systemctl enable docker-tcp.socket && systemctl stop docker && "
+                    "systemctl start docker-tcp.socket && systemctl start docker",
+                )
+            )
+    content = dict(setup.daemon_json.content or {})
+    content["hosts"] = [*setup.hosts, tcp]
+    restart = (
+        SYSTEMD_RESTART
+        if unit.setup is not None
+        else host.config.docker.restart_command or "restart dockerd"
+    )
+    routes.append(
+        Route(
+            "daemon.json",
+            setup.daemon_json.path,
+            json.dumps(content, indent=2) + "\n",
+            not setup.flags.hosts,
+            'dockerd has no -H on its command line, so daemon.json "hosts" is where '
+            "its addresses go"
+            if not setup.flags.hosts
+            else f"{setup.origin} passes -H {' -H '.join(setup.flags.hosts)}; "
+            '"hosts" in daemon.json too would stop dockerd from starting',
+            restart,
+        )
+    )
+    return sorted(routes, key=lambda r: not r.fits)

@@ -1,0 +1,304 @@
+"""The Docker daemon's last words, and the known causes they name.
+
+When dockerd is down, why is almost always in the last lines it wrote: a config
+conflict, a socket it could not get, containerd, cgroups. Those lines are read from
+``[docker] log_file`` when set (the user said where), else from the journal when
+systemd runs, else from the files init scripts write (/var/log/docker.log, upstart's
+/var/log/upstart/docker.log). Only the lines of the last start attempt are matched,
+so an error fixed long ago is not blamed. The table holds dockerd's exact messages
+(moby sources, cited per entry) with a one-line explanation and the fixes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from shipyard_doctor.systemd import DOCKER_SERVICE, systemd_running
+
+if TYPE_CHECKING:
+    from shipyard_doctor.host import Host
+
+TAIL = 50
+LOG_FILES = ("/var/log/docker.log", "/var/log/upstart/docker.log")
+START_MARKER = "Starting up"  # dockerd's first line since 17.x (cmd/dockerd)
+
+
+@dataclass(frozen=True)
+class DaemonLog:
+    source: str  # "journalctl -u docker.service" or a file path
+    lines: tuple[str, ...] = ()
+    problem: str = ""  # why there are no lines
+
+    def last_attempt(self) -> tuple[str, ...]:
+        """The lines of the last start attempt. An attempt begins with "Starting up",
+        or right after the bare error line a failed dockerd exits with: config
+        errors are printed before "Starting up", so that marker alone would mix
+        them with the previous attempt."""
+        start, ended = 0, False
+        for i, line in enumerate(self.lines):
+            if not _from_dockerd(line):
+                continue  # systemd's own lines belong to the attempt before them
+            if START_MARKER in line or ended:
+                start = i
+            ended = _is_exit_line(line)
+        return self.lines[start:]
+
+
+# The journal's short format: "Nov 25 15:00:01 host dockerd[123]: message".
+_JOURNAL = re.compile(r"^\w{3} +\d+ [\d:]+ \S+ (?P<ident>[^\s\[:]+)(?:\[\d+\])?: ")
+_LOGRUS = re.compile(r'^(?:time="|level=|[A-Z]{4}\[)')
+
+
+def _from_dockerd(line: str) -> bool:
+    m = _JOURNAL.match(line)
+    return m is None or m.group("ident") == "dockerd"
+
+
+def _is_exit_line(line: str) -> bool:
+    """dockerd's last words are a bare line on stderr (not a logrus record)."""
+    m = _JOURNAL.match(line)
+    text = line[m.end() :] if m else line
+    return bool(text.strip()) and not _LOGRUS.match(text)
+
+
+def tail_lines(path: str, count: int = TAIL, limit: int = 256 * 1024) -> list[str]:
+    """The last *count* lines of a file, reading at most *limit* bytes from its end
+    (a daemon log can be gigabytes)."""
+    with open(path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(0, size - limit))
+        data = f.read()
+    lines = data.decode(errors="replace").splitlines()
+    if size > limit:
+        lines = lines[1:]  # the first line read is probably cut
+    return lines[-count:]
+
+
+def daemon_log(host: Host) -> DaemonLog:
+    return host.memo("dockerlog.daemon_log", lambda: _daemon_log(host))
+
+
+def _daemon_log(host: Host) -> DaemonLog:
+    configured = host.config.docker.log_file
+    if configured:
+        return _file_log(configured)
+    if systemd_running():
+        argv = ["journalctl", "-u", DOCKER_SERVICE, "-n", str(TAIL), "--no-pager"]
+        done = host.run_command(argv)
+        source = " ".join(argv[:3])
+        if not done.ok:
+            return DaemonLog(source, problem=done.describe())
+        lines = [ln for ln in done.stdout.splitlines() if not ln.startswith("-- ")]
+        if not lines:
+            why = "no entries" + ("" if host.is_root else " (run as root to read it)")
+            return DaemonLog(source, problem=why)
+        return DaemonLog(source, tuple(lines))
+    for path in LOG_FILES:
+        if Path(path).exists():
+            return _file_log(path)
+    return DaemonLog(
+        "dockerd's log",
+        problem="no journal (systemd is not running) and none of "
+        f"{', '.join(LOG_FILES)} exists; set [docker] log_file to where dockerd's "
+        "output goes",
+    )
+
+
+def _file_log(path: str) -> DaemonLog:
+    try:
+        return DaemonLog(path, tuple(tail_lines(path)))
+    except FileNotFoundError:
+        return DaemonLog(path, problem=f"{path} does not exist")
+    except OSError as exc:
+        return DaemonLog(path, problem=f"cannot read {path}: {exc.strerror or exc}")
+
+
+@dataclass(frozen=True)
+class KnownCause:
+    id: str
+    title: str  # a few words for a summary line
+    pattern: re.Pattern[str]
+    explanation: str  # one line; {name} fields come from the pattern's groups
+    hints: tuple[str, ...]
+
+    def render(self, fields: dict[str, str]) -> tuple[str, tuple[str, ...]]:
+        """The explanation and hints with the fields a log line gave filled in."""
+        values = _Fields(fields)
+        return (
+            self.explanation.format_map(values),
+            tuple(h.format_map(values) for h in self.hints),
+        )
+
+
+@dataclass(frozen=True)
+class CauseMatch:
+    cause: KnownCause
+    line: str
+    explanation: str
+    hints: tuple[str, ...]
+
+
+_FLAG_AND_FILE = (
+    # moby daemon/config/config.go findConfigurationConflicts (moby/moby#22339, #25471)
+    r"(?:with file (?P<file>\S+?): )?the following directives are specified both "
+    r"as a flag and in the configuration file: hosts"
+)
+KNOWN_CAUSES: tuple[KnownCause, ...] = (
+    KnownCause(
+        "hosts-flag-and-file",
+        '-H flags and daemon.json "hosts" conflict',
+        re.compile(_FLAG_AND_FILE),
+        "dockerd got -H/--host on its command line (the unit's ExecStart) and "
+        '"hosts" in {file}; it refuses to start with both',
+        (
+            'either remove "hosts" from {file} and keep the -H flags (add '
+            "-H tcp://127.0.0.1:4243 there if the Shipyard agent needs TCP)",
+            "or take -H off the command line with a drop-in "
+            "/etc/systemd/system/docker.service.d/hosts.conf containing [Service], "
+            "ExecStart= and ExecStart={dockerd} (no -H), and list every "
+            'address in {file} "hosts" (include "fd://" while docker.socket is in '
+            "use); then systemctl daemon-reload && systemctl restart docker",
+        ),
+    ),
+    KnownCause(
+        "no-socket-activation",
+        "-H fd:// without socket activation",
+        # moby daemon/listeners/listeners_linux.go
+        re.compile(r"no sockets found via socket activation"),
+        "dockerd was told -H fd:// (take its sockets from systemd) but was not "
+        "started through docker.socket, so it has nothing to listen on",
+        (
+            "start it through systemd: systemctl enable --now docker.socket && "
+            "systemctl start docker.service",
+            "without systemd, replace -H fd:// with -H unix:///var/run/docker.sock",
+        ),
+    ),
+    KnownCause(
+        "unknown-directive",
+        "unknown key in daemon.json",
+        re.compile(
+            r"the following directives don't match any configuration option: "
+            r"(?P<keys>.+?)\s*\"?$"
+        ),
+        "daemon.json has a key dockerd does not know ({keys}): a typo or an option "
+        "of another Docker version",
+        (
+            "fix or remove {keys} in daemon.json (the reference: "
+            "https://docs.docker.com/reference/cli/dockerd/#daemon-configuration-file)",
+        ),
+    ),
+    KnownCause(
+        "daemon-json-invalid",
+        "daemon.json is not usable",
+        re.compile(r"unable to configure the Docker daemon with file (?P<file>\S+?):"),
+        "dockerd cannot use {file}",
+        (
+            "fix {file} (the error above says what is wrong; python3 -m json.tool "
+            "{file} checks the syntax)",
+        ),
+    ),
+    KnownCause(
+        "devices-cgroup",
+        "cgroups are not mounted",
+        # moby daemon/daemon.go NewDaemon
+        re.compile(r"Devices cgroup isn't mounted"),
+        "dockerd sees no cgroup hierarchy: /sys/fs/cgroup is not mounted in its "
+        "mount namespace (a container, a chroot, or `ip netns exec`, which remounts "
+        "/sys)",
+        (
+            "mount the cgroups (cgroup v2: mount -t cgroup2 none /sys/fs/cgroup), or "
+            "start dockerd in the host's mount namespace (use nsenter --net=, not ip "
+            "netns exec)",
+        ),
+    ),
+    KnownCause(
+        "tcp-address-in-use",
+        "its API address is taken",
+        # listen errors from moby daemon/listeners (failed to load listeners: …)
+        re.compile(
+            r"listen tcp (?P<address>\S*:(?P<port>\d+)): bind: address already in use"
+        ),
+        "another program already listens on {address}, an API address dockerd was "
+        "told to use",
+        (
+            "find it: ss -ltnp 'sport = :{port}'; stop it, or give dockerd another "
+            "address in -H/hosts",
+        ),
+    ),
+    KnownCause(
+        "unix-address-in-use",
+        "its API socket is taken",
+        re.compile(r"listen unix (?P<address>\S+): bind: address already in use"),
+        "{address} is taken: probably another dockerd is serving it",
+        ("look for it: ps -C dockerd -o pid,args; stop one of the two daemons",),
+    ),
+    KnownCause(
+        "pidfile",
+        "a pid file of another dockerd",
+        re.compile(
+            r"pid file found, ensure docker is not running or delete (?P<f>\S+)"
+        ),
+        "a pid file says another dockerd runs ({f})",
+        ("if no dockerd runs (ps -C dockerd), delete {f} and start Docker again",),
+    ),
+    KnownCause(
+        "containerd",
+        "containerd did not start",
+        re.compile(
+            r"failed to start containerd|containerd did not start|timeout waiting for "
+            r"containerd to start|failed to dial \S*containerd\.sock"
+        ),
+        "dockerd could not start or reach containerd, which runs its containers",
+        (
+            "systemctl status containerd (start it: systemctl start containerd); "
+            "check that the containerd binary is installed and on dockerd's PATH "
+            "(Debian: apt-get install containerd)",
+        ),
+    ),
+)
+
+
+def known_causes(
+    lines: tuple[str, ...] | list[str], defaults: dict[str, str] | None = None
+) -> list[CauseMatch]:
+    """Each known cause found in *lines*, once, with the last line that shows it;
+    *defaults* fill the fields a line does not give (the daemon.json path, dockerd).
+
+    A more specific daemon.json cause hides the generic "cannot use daemon.json".
+    """
+    found: dict[str, CauseMatch] = {}
+    for line in lines:
+        if "userland proxy" in line or "programming external connectivity" in line:
+            continue  # a container's port, not the daemon's own API address
+        for cause in KNOWN_CAUSES:
+            m = cause.pattern.search(line)
+            if m is None:
+                continue
+            fields = {**(defaults or {})}
+            fields.update({k: v for k, v in m.groupdict().items() if v})
+            found[cause.id] = CauseMatch(cause, line.strip(), *cause.render(fields))
+            break
+    if "daemon-json-invalid" in found and (
+        {"hosts-flag-and-file", "unknown-directive"} & found.keys()
+    ):
+        del found["daemon-json-invalid"]
+    return list(found.values())
+
+
+def explain(cause_id: str, **fields: str) -> tuple[str, tuple[str, ...]]:
+    """A known cause's explanation and hints without a log line (a predicted one)."""
+    cause = next(c for c in KNOWN_CAUSES if c.id == cause_id)
+    return cause.render(fields)
+
+
+class _Fields(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return {
+            "file": "daemon.json",
+            "keys": "the keys named above",
+            "dockerd": "/usr/bin/dockerd",
+        }.get(key, key)
