@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from shipyard_doctor.dockerapi import DockerProbe, parse_endpoint, probe
+from shipyard_doctor.host import in_own_netns
 from shipyard_doctor.systemd import command_argv, docker_units, unit_environment
 
 if TYPE_CHECKING:
@@ -32,22 +32,42 @@ DEFAULT_UNIX = "unix:///var/run/docker.sock"  # dockerd's default without any ho
 DEFAULT_CONFIG_FILE = "/etc/docker/daemon.json"
 
 
+DEFAULT_DATA_ROOT = "/var/lib/docker"
+
+# Flags that take a value, by every spelling dockerd has had (-g/--graph before 17.05).
+_VALUE_FLAGS = {
+    "H": "host",
+    "host": "host",
+    "config-file": "config-file",
+    "data-root": "data-root",
+    "g": "data-root",
+    "graph": "data-root",
+    "firewall-backend": "firewall-backend",
+}
+# Boolean flags: bare means true; pflag only reads a value in the ``--flag=false``
+# form (a separate ``false`` would be a positional argument).
+_BOOL_FLAGS = ("tls", "tlsverify", "iptables", "ip-forward")
+
+
 @dataclass(frozen=True)
 class DockerdFlags:
-    """What a dockerd command line says about the API."""
+    """What a dockerd command line says (None: the flag is not given)."""
 
     hosts: tuple[str, ...] = ()
     config_file: str | None = None
     tls: bool | None = None
     tlsverify: bool | None = None
+    data_root: str | None = None
+    iptables: bool | None = None
+    ip_forward: bool | None = None
+    firewall_backend: str | None = None
 
 
 def parse_dockerd_argv(argv: Sequence[str]) -> DockerdFlags:
-    """-H/--host (``-H x``, ``-H=x``, ``-Hx``, ``--host=x``), --config-file, --tls and
-    --tlsverify (bare or ``=true|false``), as Go's pflag accepts them. The 2014 form
+    """The dockerd flags the doctor reads, as Go's pflag accepts them: ``-H x``,
+    ``-H=x``, ``-Hx``, ``--host=x``; booleans bare or ``=true|false``. The 2014 form
     ``docker -d -H fd://`` parses the same way."""
-    hosts: list[str] = []
-    config_file: str | None = None
+    values: dict[str, list[str]] = {}
     bools: dict[str, bool] = {}
     words = list(argv[1:])
     i = 0
@@ -56,21 +76,39 @@ def parse_dockerd_argv(argv: Sequence[str]) -> DockerdFlags:
         name, sep, inline = word.partition("=")
         long = name.lstrip("-")
         if word.startswith("-H") and len(word) > 2 and not sep:
-            hosts.append(word[2:])  # -Htcp://... (pflag shorthand, value attached)
-        elif long in ("H", "host", "config-file") and word.startswith("-"):
+            values.setdefault("host", []).append(word[2:])  # -Htcp://... (attached)
+        elif long in _VALUE_FLAGS and word.startswith("-"):
             if not sep and i + 1 < len(words):
                 i += 1
                 inline = words[i]
-            if long == "config-file":
-                config_file = inline
-            else:
-                hosts.append(inline)
-        elif long in ("tls", "tlsverify") and word.startswith("-"):
+            values.setdefault(_VALUE_FLAGS[long], []).append(inline)
+        elif long in _BOOL_FLAGS and word.startswith("-"):
             bools[long] = inline.lower() not in ("false", "0") if sep else True
         i += 1
+
+    def last(key: str) -> str | None:
+        return values[key][-1] if values.get(key) else None
+
     return DockerdFlags(
-        tuple(hosts), config_file, bools.get("tls"), bools.get("tlsverify")
+        hosts=tuple(values.get("host", ())),
+        config_file=last("config-file"),
+        tls=bools.get("tls"),
+        tlsverify=bools.get("tlsverify"),
+        data_root=last("data-root"),
+        iptables=bools.get("iptables"),
+        ip_forward=bools.get("ip-forward"),
+        firewall_backend=last("firewall-backend"),
     )
+
+
+def read_json_object(path: str) -> dict[str, Any]:
+    """A JSON object from a file; {} when it is absent, unreadable or not an object
+    (for files whose absence just means defaults: the docker CLI's config, ...)."""
+    try:
+        value = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -198,6 +236,43 @@ class DaemonSetup:
         return tuple(parse_api_address(h, self.tls) for h in self.hosts)
 
     @property
+    def data_root(self) -> str:
+        content = self.daemon_json.content or {}
+        root = self.flags.data_root or content.get("data-root") or content.get("graph")
+        return str(root or DEFAULT_DATA_ROOT)
+
+    def iptables(self) -> tuple[bool, str]:
+        """Whether dockerd manages iptables, and where that setting came from."""
+        content = self.daemon_json.content or {}
+        path = self.daemon_json.path
+        if self.flags.firewall_backend == "nftables":
+            return False, "--firewall-backend=nftables on its command line"
+        if self.flags.firewall_backend is None and (
+            content.get("firewall-backend") == "nftables"
+        ):
+            return False, f'"firewall-backend": "nftables" in {path}'
+        if self.flags.iptables is not None:
+            value = str(self.flags.iptables).lower()
+            return self.flags.iptables, f"--iptables={value} on its command line"
+        if isinstance(content.get("iptables"), bool):
+            value = str(content["iptables"]).lower()
+            return content["iptables"], f'"iptables": {value} in {path}'
+        return True, "the default"
+
+    @property
+    def nftables(self) -> bool:
+        backend = self.flags.firewall_backend or (self.daemon_json.content or {}).get(
+            "firewall-backend"
+        )
+        return backend == "nftables"
+
+    @property
+    def ip_forward(self) -> bool:
+        if self.flags.ip_forward is not None:
+            return self.flags.ip_forward
+        return (self.daemon_json.content or {}).get("ip-forward") is not False
+
+    @property
     def conflict(self) -> str | None:
         """dockerd's own error, when -H and daemon.json "hosts" are both set."""
         if not self.flags.hosts or not self.daemon_json.hosts:
@@ -247,26 +322,13 @@ def unit_setup(host: Host) -> UnitSetup:
     return host.memo("daemonconf.unit", compute)
 
 
-def _net_ns(pid: int | str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(f"/proc/{pid}/ns/net")
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
 def running_dockerd(host: Host) -> ProcessInfo | None:
     """The dockerd behind this host's API: one in the doctor's own network namespace
     (others, in containers or test namespaces, serve other "hosts"), preferring the
     one that serves ``[docker] host``."""
 
     def compute() -> ProcessInfo | None:
-        own = _net_ns("self")
-        here = [
-            p
-            for p in host.dockerd_processes()
-            if own is None or _net_ns(p.pid) in (own, None)
-        ]
+        here = [p for p in host.dockerd_processes() if in_own_netns(p.pid) is not False]
         wanted = parse_endpoint(host.config.docker.host)
         for proc in here:
             setup = setup_from_argv("", proc.cmdline, host.config.docker.daemon_json)

@@ -10,68 +10,24 @@ empty data-root while another one holds the containers, or a half-deployed stack
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shipyard_doctor.daemonconf import (
+    read_json_object,
+    setup_from_argv,
+)
 from shipyard_doctor.dockerapi import Endpoint, make_client, parse_endpoint
 from shipyard_doctor.errors import DoctorError
+from shipyard_doctor.host import in_own_netns
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from shipyard_doctor.host import Container, Host
     from shipyard_doctor.stacks import Stack
-
-DEFAULT_DATA_ROOT = "/var/lib/docker"
-
-
-@dataclass(frozen=True)
-class DockerdArgs:
-    hosts: tuple[str, ...]
-    data_root: str | None
-    config_file: str | None
-
-
-def parse_dockerd_args(argv: Sequence[str]) -> DockerdArgs:
-    """The -H, --data-root (-g/--graph before 17.05) and --config-file flags of a
-    dockerd (or 2014 ``docker -d``) command line, in any of Go's flag spellings."""
-    names = {
-        "-H": "host",
-        "--host": "host",
-        "--data-root": "root",
-        "-g": "root",
-        "--graph": "root",
-        "--config-file": "config",
-    }
-    found: dict[str, list[str]] = {"host": [], "root": [], "config": []}
-    args = list(argv[1:])
-    i = 0
-    while i < len(args):
-        flag, sep, value = args[i].partition("=")
-        if flag in names:
-            if not sep and i + 1 < len(args):
-                i += 1
-                value = args[i]
-            found[names[flag]].append(value)
-        i += 1
-    return DockerdArgs(
-        tuple(found["host"]),
-        found["root"][-1] if found["root"] else None,
-        found["config"][-1] if found["config"] else None,
-    )
-
-
-def read_daemon_json(path: str) -> dict[str, Any]:
-    """daemon.json as a dict; {} when absent or unreadable (dockerd's defaults)."""
-    try:
-        value = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -97,17 +53,14 @@ def running_daemons(host: Host) -> tuple[Daemon, ...]:
     def compute() -> tuple[Daemon, ...]:
         daemons = []
         for proc in host.dockerd_processes():
-            args = parse_dockerd_args(proc.cmdline)
-            config_file = args.config_file or host.config.docker.daemon_json
-            config = read_daemon_json(config_file)
-            root = args.data_root or config.get("data-root") or config.get("graph")
+            setup = setup_from_argv("", proc.cmdline, host.config.docker.daemon_json)
             daemons.append(
                 Daemon(
                     proc.pid,
-                    args.hosts or tuple(config.get("hosts") or ()),
-                    str(root or DEFAULT_DATA_ROOT),
-                    config_file,
-                    _same_netns(proc.pid),
+                    setup.flags.hosts or setup.daemon_json.hosts or (),
+                    setup.data_root,
+                    setup.daemon_json.path,
+                    in_own_netns(proc.pid),
                 )
             )
         return tuple(daemons)
@@ -115,22 +68,10 @@ def running_daemons(host: Host) -> tuple[Daemon, ...]:
     return host.memo("dockerstate.daemons", compute)
 
 
-def _same_netns(pid: int) -> bool | None:
-    # A dockerd in another network namespace (docker-in-docker, rootless Docker) is
-    # another "host": it has its own docker0 and iptables and does not collide.
-    try:
-        return (
-            os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat("/proc/self/ns/net").st_ino
-        )
-    except OSError:
-        return None
-
-
 def system_data_root(host: Host) -> str:
     """Where the system's dockerd keeps its state: daemon.json's data-root, else
     /var/lib/docker."""
-    config = read_daemon_json(host.config.docker.daemon_json)
-    return str(config.get("data-root") or config.get("graph") or DEFAULT_DATA_ROOT)
+    return setup_from_argv("", ("dockerd",), host.config.docker.daemon_json).data_root
 
 
 def count_containers(data_root: str) -> int | None:
@@ -170,7 +111,7 @@ def client_endpoints(environ: dict[str, str]) -> list[ClientEndpoint]:
     if not config_dir:
         return found
     name = environ.get("DOCKER_CONTEXT") or str(
-        read_daemon_json(os.path.join(config_dir, "config.json")).get(
+        read_json_object(os.path.join(config_dir, "config.json")).get(
             "currentContext", ""
         )
     )
@@ -178,7 +119,7 @@ def client_endpoints(environ: dict[str, str]) -> list[ClientEndpoint]:
         return found
     digest = hashlib.sha256(name.encode()).hexdigest()
     meta_path = os.path.join(config_dir, "contexts", "meta", digest, "meta.json")
-    meta = read_daemon_json(meta_path)
+    meta = read_json_object(meta_path)
     url = (meta.get("Endpoints") or {}).get("docker", {}).get("Host")
     if isinstance(url, str) and url:
         found.append(ClientEndpoint(f"docker context {name} ({meta_path})", url))

@@ -214,6 +214,18 @@ class Host:
         return _username(uid)
 
 
+def in_own_netns(pid: int) -> bool | None:
+    """Whether a process shares the doctor's network namespace; None if not allowed
+    to look. A dockerd in another namespace (docker-in-docker, rootless Docker, a test
+    host) is another "host": its own docker0, iptables rules and ports."""
+    try:
+        theirs = os.stat(f"/proc/{pid}/ns/net")
+        mine = os.stat("/proc/self/ns/net")
+    except OSError:
+        return None
+    return (theirs.st_dev, theirs.st_ino) == (mine.st_dev, mine.st_ino)
+
+
 def _is_docker_daemon(info: ProcessInfo) -> bool:
     # Before Docker 1.8 the daemon was the client binary run as `docker -d` (the
     # story's CoreOS unit), then `docker daemon` until dockerd split out in 1.12.

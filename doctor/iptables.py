@@ -12,7 +12,6 @@ doctor inside a namespace with its own dockerd.
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import re
 import shlex
@@ -22,12 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shipyard_doctor.commands import CommandResult
+from shipyard_doctor.daemonconf import setup_from_argv
 from shipyard_doctor.dockerapi import make_client
+from shipyard_doctor.host import in_own_netns
 
 if TYPE_CHECKING:
     from shipyard_doctor.host import Host, ProcessInfo
 
-DEFAULT_SOCKET = "/var/run/docker.sock"  # where dockerd listens without -H / "hosts"
 
 
 # --- iptables-save -------------------------------------------------------------------
@@ -234,74 +234,18 @@ class DaemonFirewall:
     nftables: bool = False  # Docker 29+ --firewall-backend=nftables: no iptables
 
 
-def _flag(argv: Sequence[str], *names: str) -> list[str]:
-    """Every value of a dockerd flag, in ``--flag=value`` and ``--flag value`` forms.
-
-    Boolean flags (``--iptables=false``) only exist in the ``=`` form: pflag reads a
-    separate ``false`` as a positional argument.
-    """
-    values = []
-    for i, token in enumerate(argv):
-        for name in names:
-            if token.startswith(name + "="):
-                values.append(token[len(name) + 1 :])
-            elif token == name and i + 1 < len(argv):
-                values.append(argv[i + 1])
-    return values
-
-
-def _read_json(path: str) -> dict[str, Any]:
-    try:
-        value = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def daemon_firewall(process: ProcessInfo, default_config: str) -> DaemonFirewall:
-    argv = process.cmdline[1:]
-    config_file = (_flag(argv, "--config-file") or [default_config])[-1]
-    config = _read_json(config_file)
-    iptables, source = True, "the default"
-    flags = _flag(argv, "--iptables")
-    if flags:
-        iptables = flags[-1].lower() not in ("false", "0")
-        source = f"--iptables={flags[-1]} on its command line"
-    elif isinstance(config.get("iptables"), bool):
-        iptables = config["iptables"]
-        source = f'"iptables": {str(iptables).lower()} in {config_file}'
-    forward_flags = _flag(argv, "--ip-forward")
-    if forward_flags:
-        forward = forward_flags[-1].lower() not in ("false", "0")
-    else:
-        forward = config.get("ip-forward") is not False
-    hosts = _flag(argv, "-H", "--host") or list(config.get("hosts") or [])
-    backend_flags = _flag(argv, "--firewall-backend")
-    nftables = (backend_flags or [config.get("firewall-backend")])[-1] == "nftables"
-    if nftables:
-        iptables = False
-        source = (
-            "--firewall-backend=nftables on its command line"
-            if backend_flags
-            else f'"firewall-backend": "nftables" in {config_file}'
-        )
+    setup = setup_from_argv("", process.cmdline, default_config)
+    iptables, source = setup.iptables()
     return DaemonFirewall(
         process.pid,
-        config_file,
+        setup.daemon_json.path,
         iptables,
         source,
-        forward,
-        tuple(str(h) for h in hosts) or (f"unix://{DEFAULT_SOCKET}",),
-        nftables,
+        setup.ip_forward,
+        setup.hosts,
+        setup.nftables,
     )
-
-
-def _same_netns(pid: int) -> bool:
-    try:
-        mine, theirs = os.stat("/proc/self/ns/net"), os.stat(f"/proc/{pid}/ns/net")
-    except OSError:
-        return False
-    return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
 
 
 def _serves(daemon: DaemonFirewall, endpoint_url: str) -> bool:
@@ -325,7 +269,7 @@ def local_daemon(host: Host) -> DaemonFirewall | None:
         daemons = [
             daemon_firewall(p, default)
             for p in host.dockerd_processes()
-            if _same_netns(p.pid)
+            if in_own_netns(p.pid)
         ]
         url = host.docker().endpoint.url
         serving = [d for d in daemons if _serves(d, url)]

@@ -18,7 +18,8 @@ import pytest
 from conftest import infra_setup
 from doctor_cli import run_doctor
 from infra import Dockerd, InfraMissing, Netns, build_busybox_image, tag_image
-from shipyard_doctor.dockerstate import client_endpoints, parse_dockerd_args
+from shipyard_doctor.daemonconf import parse_dockerd_argv
+from shipyard_doctor.dockerstate import client_endpoints
 
 DOCKERD_TOOLS = ("dockerd", "containerd", "runc", "iptables", "busybox", "nsenter")
 
@@ -63,7 +64,7 @@ DOCKERD_TOOLS = ("dockerd", "containerd", "runc", "iptables", "busybox", "nsente
     ],
 )
 def test_dockerd_command_lines(cmdline, hosts, root, config):
-    args = parse_dockerd_args(cmdline.split())
+    args = parse_dockerd_argv(cmdline.split())
     assert (args.hosts, args.data_root, args.config_file) == (hosts, root, config)
 
 
