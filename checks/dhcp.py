@@ -14,8 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from shipyard_doctor import dhcp, netinfo
-from shipyard_doctor.dhcp import DhcpClient, Lease, ProbeResult
+from shipyard_doctor import dhcp, dhcpwire, netinfo
+from shipyard_doctor.dhcp import DhcpClient, Lease
+from shipyard_doctor.dhcpwire import ProbeResult
 from shipyard_doctor.host import Host
 from shipyard_doctor.model import Check, Result
 from shipyard_doctor.netinfo import Interface
@@ -62,7 +63,7 @@ class DhcpCheck(Check):
         scan = dhcp.leases(host, interfaces)
         wait = min(PROBE_SECONDS, host.config.checks.timeout * 0.8)
         targets = [by_name[n] for n in dict.fromkeys(host.probe_dhcp)]
-        probes = {p.interface: p for p in dhcp.probe(host, targets, wait)}
+        probes = {p.interface: p for p in dhcpwire.probe(host, targets, wait)}
         found = [
             Finding(
                 i,

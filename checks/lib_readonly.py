@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from shipyard_doctor.host import Host, _os_release
+from shipyard_doctor.host import Host, os_release
 from shipyard_doctor.model import Check, Result
 from shipyard_doctor.mounts import Mount, mount_for, nearest_existing, read_mountinfo
 
@@ -151,7 +151,7 @@ def _coreos(mounts: tuple[Mount, ...]) -> str:
     usr = mount_for(os.path.realpath("/usr"), mounts)
     if usr is None or not usr.read_only:
         return ""
-    release = _os_release()
+    release = os_release()
     ids = {
         release.get("ID", ""),
         f"{release.get('ID', '')}-{release.get('VARIANT_ID')}",

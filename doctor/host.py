@@ -124,7 +124,7 @@ class Host:
     def summary(self) -> dict[str, Any]:
         return {
             "hostname": socket.gethostname(),
-            "os": _os_release().get("PRETTY_NAME", platform.system()),
+            "os": os_release().get("PRETTY_NAME", platform.system()),
             "kernel": platform.release(),
             "arch": platform.machine(),
             "user": _username(self.euid),
@@ -284,7 +284,8 @@ def _username(uid: int) -> str:
         return f"uid {uid}"
 
 
-def _os_release(path: Path = Path("/etc/os-release")) -> dict[str, str]:
+def os_release(path: Path = Path("/etc/os-release")) -> dict[str, str]:
+    """/etc/os-release as a dict (ID, VERSION_ID, PRETTY_NAME, ...); {} if absent."""
     values: dict[str, str] = {}
     try:
         text = path.read_text()

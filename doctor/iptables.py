@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from shipyard_doctor.host import Host, ProcessInfo
 
 
-
 # --- iptables-save -------------------------------------------------------------------
 
 

@@ -23,12 +23,11 @@ import pytest
 from doctor_cli import DoctorRun, run_doctor
 from infra import ManagedProcess, Netns, stop_process
 from shipyard_doctor.dhcp import (
-    build_discover,
     parse_client_argv,
     parse_dhclient_leases,
-    parse_dhcp_message,
     parse_lease_file,
 )
+from shipyard_doctor.dhcpwire import build_discover, parse_dhcp_message
 from shipyard_doctor.netinfo import Interface
 
 DATA = Path(__file__).parent / "data" / "dhcp"
