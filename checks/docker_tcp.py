@@ -14,11 +14,12 @@ from __future__ import annotations
 import os
 import shlex
 
-from shipyard_doctor import daemonconf, dockerlog, systemd
-from shipyard_doctor.daemonconf import DaemonSetup, Route, UnitSetup
+from shipyard_doctor import daemonconf, dockerlog, systemd, tcproutes
+from shipyard_doctor.daemonconf import DaemonSetup, UnitSetup
 from shipyard_doctor.dockerapi import Problem
 from shipyard_doctor.host import Host
 from shipyard_doctor.model import Check, Result
+from shipyard_doctor.tcproutes import Route
 
 AGENT_HINT = (
     "or skip TCP: shipyard-agent v0.3.0+ (and the shipyard/agent container) talk to "
@@ -93,7 +94,7 @@ class DockerTcpCheck(Check):
                 ],
                 data=data,
             )
-        routes = daemonconf.tcp_routes(host, running, unit)
+        routes = tcproutes.tcp_routes(host, running, unit)
         data["routes"] = [r.to_dict() for r in routes]
         why = _why_not(tcp.endpoint.port, running)
         return Result.failure(

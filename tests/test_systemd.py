@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import infra_setup
 from infra import InfraMissing
-from shipyard_doctor import daemonconf
+from shipyard_doctor import daemonconf, tcproutes
 from shipyard_doctor.config import Config, DockerConfig, HostConfig
 from shipyard_doctor.daemonconf import parse_dockerd_argv, parse_listen_stream
 from shipyard_doctor.host import Host
@@ -186,7 +186,7 @@ def test_proposed_drop_in_passes_systemd_analyze_verify(tmp_path, require_infra)
             raise InfraMissing("systemd-analyze not found: apt-get install systemd")
     host = _debian_host(tmp_path)
     unit = daemonconf.unit_setup(host)
-    routes = daemonconf.tcp_routes(host, None, unit)
+    routes = tcproutes.tcp_routes(host, None, unit)
     assert [r.kind for r in routes] == ["drop-in", "socket", "daemon.json"]
     dropin, socket, dotjson = routes
     assert dropin.fits and socket.fits and not dotjson.fits

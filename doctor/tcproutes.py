@@ -1,0 +1,109 @@
+"""The ways to put Docker's API on TCP on this host, as exact file contents.
+
+A systemd drop-in, a CoreOS-style docker-tcp.socket, or daemon.json "hosts": which fit
+depends on how dockerd is started here (see daemonconf). The docker-tcp check shows
+them as hints; a fix can apply the same steps.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from shipyard_doctor.daemonconf import DaemonSetup, UnitSetup, setup_from_argv
+
+if TYPE_CHECKING:
+    from shipyard_doctor.host import Host
+
+
+@dataclass(frozen=True)
+class Route:
+    """One way to make dockerd listen on TCP: the file to write and how to apply."""
+
+    kind: str  # drop-in | socket | daemon.json
+    path: str
+    content: str
+    fits: bool
+    why: str
+    apply: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "path": self.path,
+            "content": self.content,
+            "fits": self.fits,
+            "why": self.why,
+            "apply": self.apply,
+        }
+
+
+DROPIN_PATH = "/etc/systemd/system/docker.service.d/shipyard-tcp.conf"
+SOCKET_PATH = "/etc/systemd/system/docker-tcp.socket"
+SYSTEMD_RESTART = "systemctl daemon-reload && systemctl restart docker"
+
+
+def tcp_routes(host: Host, running: DaemonSetup | None, unit: UnitSetup) -> list[Route]:
+    """The ways to add ``[docker] tcp`` to dockerd's addresses on this host, the one
+    that fits first (docs.docker.com engine/daemon/remote-access: pick ONE)."""
+    tcp = f"tcp://{host.config.docker.tcp}"
+    setup = (
+        unit.setup
+        or running
+        or setup_from_argv("dockerd's defaults", (), host.config.docker.daemon_json)
+    )
+    routes: list[Route] = []
+    if unit.setup is not None and unit.exec_start is not None:
+        flags = bool(unit.setup.flags.hosts)
+        routes.append(
+            Route(
+                "drop-in",
+                DROPIN_PATH,
+                f"[Service]\nExecStart=\nExecStart={unit.exec_start} -H {tcp}\n",
+                flags and not unit.setup.daemon_json.hosts,
+                f"systemd starts dockerd from {unit.unit.fragment} with -H flags; a "
+                "drop-in keeps the vendor unit and survives package updates"
+                if flags
+                else f'{unit.setup.daemon_json.path} sets "hosts"; -H in the unit '
+                "too would stop dockerd from starting",
+                SYSTEMD_RESTART,
+            )
+        )
+        if "fd://" in unit.setup.flags.hosts:
+            routes.append(
+                Route(
+                    "socket",
+                    SOCKET_PATH,
+                    "[Unit]\nDescription=Docker API on TCP for the Shipyard agent\n\n"
+                    f"[Socket]\nListenStream={host.config.docker.tcp}\n"
+                    "Service=docker.service\n\n[Install]\nWantedBy=sockets.target\n",
+                    True,
+                    "dockerd takes its sockets from systemd (-H fd://): the "
+                    "CoreOS/Flatcar way, no copy of the unit",
+                    "systemctl enable docker-tcp.socket && systemctl stop docker && "
+                    "systemctl start docker-tcp.socket && systemctl start docker",
+                )
+            )
+    content = dict(setup.daemon_json.content or {})
+    content["hosts"] = [*setup.hosts, tcp]
+    restart = (
+        SYSTEMD_RESTART
+        if unit.setup is not None
+        else host.config.docker.restart_command or "restart dockerd"
+    )
+    routes.append(
+        Route(
+            "daemon.json",
+            setup.daemon_json.path,
+            json.dumps(content, indent=2) + "\n",
+            not setup.flags.hosts,
+            'dockerd has no -H on its command line, so daemon.json "hosts" is where '
+            "its addresses go"
+            if not setup.flags.hosts
+            else f"{setup.origin} passes -H {' -H '.join(setup.flags.hosts)}; "
+            '"hosts" in daemon.json too would stop dockerd from starting',
+            restart,
+        )
+    )
+    return sorted(routes, key=lambda r: not r.fits)
