@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import traceback
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from shipyard_doctor import __version__
+from shipyard_doctor.cli_fix import add_fix_arguments
 from shipyard_doctor.context import Environment
 from shipyard_doctor.errors import DoctorError, ExitCode, UsageError
 
@@ -27,9 +29,15 @@ examples:
   shipyard-doctor check --ignore ports       show port conflicts, but exit 0
   shipyard-doctor check --docker-host tcp://127.0.0.1:4243
   shipyard-doctor list                       every check and the fixes for it
+  shipyard-doctor check --fix                offer the fixes, asking before each
+  shipyard-doctor check --fix --dry-run      show what the fixes would change
+  shipyard-doctor fix docker-tcp --yes       run one fix without asking
+  shipyard-doctor undo                       restore what the last fix run changed
 
-exit codes: 0 no failure or error (warnings allowed), 1 a check failed or errored,
-2 usage or configuration error, 70 internal error, 130 interrupted.
+exit codes: 0 no failure or error (warnings allowed), 1 a check failed or errored
+(after fixing: still fails), 2 usage or configuration error, 3 fixes planned but not
+applied (no terminal to ask and no --yes), 4 another fix run holds the lock,
+70 internal error, 130 interrupted.
 configuration: --config PATH, else $SHIPYARD_DOCTOR_CONFIG, else
 /etc/shipyard-doctor/config.toml (see README.md).
 """
@@ -121,6 +129,41 @@ def build_parser() -> argparse.ArgumentParser:
         help="the Shipyard stack to check for (overrides [stack] name)",
     )
 
+    check.add_argument(
+        "--fix",
+        action="store_true",
+        help="offer the fixes for what failed: show each plan and ask "
+        "(--yes and --dry-run imply --fix)",
+    )
+    add_fix_arguments(check)
+
+    fix = commands.add_parser(
+        "fix",
+        parents=[common],
+        help="run one fix (after running its checks)",
+        description="Run the checks a fix repairs, then plan, confirm and apply it.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    fix.add_argument("fix_id", metavar="ID", help="the fix to run (see `list`)")
+    fix.add_argument("--json", action="store_true", help="print JSON")
+    add_fix_arguments(fix)
+
+    undo = commands.add_parser(
+        "undo",
+        parents=[common],
+        help="restore what a fix run changed",
+        description="Restore the files a fix run changed (byte-identical) and reverse "
+        "the steps that have an inverse; list what cannot be reversed.",
+    )
+    undo.add_argument(
+        "run",
+        metavar="RUN",
+        nargs="?",
+        help="the run to undo (default: the newest not yet undone)",
+    )
+    undo.add_argument("--list", action="store_true", help="list the recorded runs")
+
     listing = commands.add_parser(
         "list", parents=[common], help="list every check and the fixes for it"
     )
@@ -138,9 +181,17 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
     if args.command is None:
         parser.print_help(env.stdout)
         return ExitCode.USAGE
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if args.command == "list":
             return _list(args, env)
+        if args.command in ("fix", "undo"):
+            from shipyard_doctor import cli_fix
+
+            command = (
+                cli_fix.fix_command if args.command == "fix" else (cli_fix.undo_command)
+            )
+            return command(args, env)
         return _check(args, env)
     except DoctorError as exc:
         print(f"shipyard-doctor: error: {exc}", file=env.stderr)
@@ -171,7 +222,7 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _load_config(args: argparse.Namespace, env: Environment) -> Config:
+def load_effective_config(args: argparse.Namespace, env: Environment) -> Config:
     from shipyard_doctor.config import load_config
     from shipyard_doctor.dockerapi import parse_endpoint
     from shipyard_doctor.stacks import load_stack
@@ -210,7 +261,7 @@ def _check(args: argparse.Namespace, env: Environment) -> int:
     from shipyard_doctor.registry import discover
     from shipyard_doctor.runner import Selection, order_checks
 
-    config = _load_config(args, env)
+    config = load_effective_config(args, env)
     registry = discover()
     known = registry.known_check_ids
     only = _ids(args.only, known, "--only")
@@ -234,19 +285,32 @@ def _check(args: argparse.Namespace, env: Environment) -> int:
     host = Host(config, env.environ, probe_dhcp=tuple(args.probe_dhcp))
     runs = _run(registry, selection, host, config.checks.timeout, args, env)
     report = Report(__version__, host.summary(), tuple(runs))
+    fixing = args.fix or args.yes or args.dry_run
     if args.json:
         from shipyard_doctor.render import json as render
 
-        render.render_report(report, env.stdout)
-    elif env.rich_output:
-        from shipyard_doctor.render import console
-
-        console.render_report(report, env.stdout, verbose=args.verbose)
+        fix_reports, code = (
+            _fixes(args, env, registry, runs, host) if fixing else ([], None)
+        )
+        render.render_report(report, env.stdout, fix_reports if fixing else None)
     else:
-        from shipyard_doctor.render import text
+        from shipyard_doctor.render import console, text
 
-        text.render_report(report, env.stdout, verbose=args.verbose)
-    return ExitCode.PROBLEMS if report.failed else ExitCode.OK
+        view = console if env.rich_output else text
+        view.render_report(report, env.stdout, verbose=args.verbose)
+        if not fixing:
+            return ExitCode.PROBLEMS if report.failed else ExitCode.OK
+        fix_reports, code = _fixes(args, env, registry, runs, host)
+        view.render_fix_reports(fix_reports, env.stdout)
+    if code is not None:
+        return code
+    return ExitCode.PROBLEMS if report.failed and not fixing else ExitCode.OK
+
+
+def _fixes(args, env, registry, runs, host):  # type: ignore[no-untyped-def]
+    from shipyard_doctor.cli_fix import fix_after_check
+
+    return fix_after_check(args, env, registry, runs, host)
 
 
 def _run(

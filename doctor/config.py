@@ -91,12 +91,18 @@ class HostConfig:
 
 
 @dataclass(frozen=True)
+class FixConfig:
+    journal_dir: str = "/var/lib/shipyard-doctor/journal"  # backups for `undo`
+
+
+@dataclass(frozen=True)
 class Config:
     docker: DockerConfig = field(default_factory=DockerConfig)
     stack: StackConfig = field(default_factory=StackConfig)
     checks: ChecksConfig = field(default_factory=ChecksConfig)
     host: HostConfig = field(default_factory=HostConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)
+    fix: FixConfig = field(default_factory=FixConfig)
     source: Path | None = None  # the file the values came from, if any
 
 
@@ -178,6 +184,7 @@ SCHEMA: dict[str, dict[str, Validator]] = {
         "restart_command": _command,
     },
     "agent": {"binary": _path, "lib_dir": _path},
+    "fix": {"journal_dir": _path},
     "stack": {"name": _string, "ports": dict},  # ports is checked against the stack
     "checks": {"timeout": _seconds, "skip": _id_list, "ignore": _id_list},
     "host": {
@@ -236,8 +243,15 @@ def load_config(
     checks = ChecksConfig(**values.get("checks", {}))
     host = HostConfig(**values.get("host", {}))
     agent = AgentConfig(**values.get("agent", {}))
+    fix = FixConfig(**values.get("fix", {}))
     return Config(
-        docker=docker, stack=stack, checks=checks, host=host, agent=agent, source=path
+        docker=docker,
+        stack=stack,
+        checks=checks,
+        host=host,
+        agent=agent,
+        fix=fix,
+        source=path,
     )
 
 

@@ -19,11 +19,16 @@ class Environment:
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     stdout_isatty: bool | None = None
+    stdin: TextIO = field(default_factory=lambda: sys.stdin)
+    stdin_isatty: bool | None = None  # can the user be asked (fix confirmations)?
 
     def __post_init__(self) -> None:
         if self.stdout_isatty is None:
             isatty = getattr(self.stdout, "isatty", None)
             self.stdout_isatty = bool(isatty and isatty())
+        if self.stdin_isatty is None:
+            isatty = getattr(self.stdin, "isatty", None)
+            self.stdin_isatty = bool(self.stdin is not None and isatty and isatty())
 
     @property
     def rich_output(self) -> bool:

@@ -15,6 +15,8 @@ class ExitCode(IntEnum):
     OK = 0  # no check failed or errored (warnings allowed)
     PROBLEMS = 1  # at least one check failed or errored (not ignored)
     USAGE = 2  # bad command line or configuration
+    NOT_APPLIED = 3  # fixes were planned but not applied (no TTY to ask, no --yes)
+    LOCKED = 4  # another fix run holds the journal lock
     INTERNAL = 70  # a bug in shipyard-doctor itself (sysexits EX_SOFTWARE)
     INTERRUPTED = 130  # Ctrl-C
 

@@ -6,15 +6,26 @@ and JSON runs (and ``--help``) never pay for it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import groupby
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from shipyard_doctor.model import Report, Status
 from shipyard_doctor.registry import Registry
-from shipyard_doctor.render.text import closing, header, shows_details
+from shipyard_doctor.render.text import (
+    closing,
+    fix_report_lines,
+    header,
+    plan_lines,
+    shows_details,
+)
+
+if TYPE_CHECKING:
+    from shipyard_doctor.fixing import Plan
+    from shipyard_doctor.fixrun import FixReport
 
 SYMBOL = {
     Status.OK: ("✓", "green"),
@@ -72,3 +83,34 @@ def render_list(registry: Registry, out: TextIO, width: int | None = None) -> No
             f"[red]broken[/] {escape(broken.id)} ({escape(broken.distribution)}): "
             f"{escape(broken.reason)}"
         )
+
+
+def render_plan(plan: Plan, out: TextIO) -> None:
+    console = make_console(out)
+    console.print()
+    for line in plan_lines(plan):
+        stripped = line.strip()
+        if line.startswith("fix "):
+            style = "bold"
+        elif stripped.startswith(("+++", "---", "@@")):
+            style = "dim"
+        elif stripped.startswith("+"):
+            style = "green"
+        elif stripped.startswith("-"):
+            style = "red"
+        elif stripped.startswith("risk:"):
+            style = "yellow"
+        else:
+            style = ""
+        console.print(escape(line), style=style or None)
+
+
+def render_fix_reports(reports: Sequence[FixReport], out: TextIO) -> None:
+    if not reports:
+        return
+    console = make_console(out)
+    console.print()
+    good = ("applied", "nothing-to-do", "planned")
+    for line in fix_report_lines(reports):
+        bad = line.startswith("fix ") and not any(f": {g} " in line for g in good)
+        console.print(escape(line), style="red" if bad else None)

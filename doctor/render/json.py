@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import json
-from typing import Any, TextIO
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TextIO
 
 from shipyard_doctor.model import SCHEMA_VERSION, Report
 from shipyard_doctor.registry import Registry
 
+if TYPE_CHECKING:
+    from shipyard_doctor.fixrun import FixReport
 
-def render_report(report: Report, out: TextIO) -> None:
-    json.dump(report.to_dict(), out, indent=2, default=str)
+
+def render_report(
+    report: Report, out: TextIO, fixes: Sequence[FixReport] | None = None
+) -> None:
+    doc = report.to_dict()
+    if fixes is not None:
+        doc["fixes"] = [fix.to_dict() for fix in fixes]
+    json.dump(doc, out, indent=2, default=str)
     out.write("\n")
 
 

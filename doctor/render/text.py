@@ -6,11 +6,16 @@ collector; one check per line, evidence and hints indented under problems.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import groupby
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from shipyard_doctor.model import CheckRun, Report, Status
 from shipyard_doctor.registry import Registry
+
+if TYPE_CHECKING:
+    from shipyard_doctor.fixing import Plan
+    from shipyard_doctor.fixrun import FixReport
 
 LABEL = {
     Status.OK: "ok",
@@ -82,3 +87,44 @@ def render_list(registry: Registry, out: TextIO) -> None:
         )
     for broken in registry.broken:
         out.write(f"BROKEN {broken.id} ({broken.distribution}): {broken.reason}\n")
+
+
+def plan_lines(plan: Plan) -> list[str]:
+    """A fix plan as lines of text: every step, each file's full diff, the risk."""
+    lines = [f"fix {plan.fix_id} (for {plan.check_id}): {plan.summary}"]
+    pending = plan.pending
+    for number, step in enumerate(pending, start=1):
+        lines.append(f"  {number}. {step.describe()}")
+        lines.extend(f"     {line}" for line in step.preview().splitlines())
+    done = len(plan.steps) - len(pending)
+    if done:
+        lines.append(f"  ({done} step{'s' if done > 1 else ''} already in place)")
+    if plan.risk:
+        lines.append(f"  risk: {plan.risk}")
+    lines.extend(f"  note: {note}" for note in plan.notes)
+    lines.extend(f"  run yourself: {command}" for command in plan.manual)
+    return lines
+
+
+def render_plan(plan: Plan, out: TextIO) -> None:
+    out.write("\n" + "\n".join(plan_lines(plan)) + "\n")
+
+
+def fix_report_lines(reports: Sequence[FixReport]) -> list[str]:
+    lines = []
+    for report in reports:
+        lines.append(
+            f"fix {report.fix_id} ({report.check_id}): {report.outcome.value}"
+            f" — {report.message}"
+        )
+        if report.plan is not None and report.outcome.value == "nothing-to-do":
+            lines.extend(f"    run yourself: {c}" for c in report.plan.manual)
+        lines.extend(f"    {line}" for line in report.rollback)
+        if report.run_id and report.outcome.value == "applied":
+            lines.append(f"    undo with: shipyard-doctor undo {report.run_id}")
+    return lines
+
+
+def render_fix_reports(reports: Sequence[FixReport], out: TextIO) -> None:
+    if reports:
+        out.write("\n" + "\n".join(fix_report_lines(reports)) + "\n")

@@ -1,0 +1,183 @@
+"""Running fixes: plan, show, ask, apply with the journal, verify, roll back.
+
+The only place where fixes' steps are applied. For every check that failed (or
+warned) and names an installed fix: the fix plans (changing nothing); the plan is
+shown; the user's answer (or --yes / --dry-run, or no terminal to ask) decides; the
+steps are applied under the journal lock with a backup before each change; then the
+check is run again on a fresh view of the host, and a fix whose check still fails is
+rolled back from the journal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from shipyard_doctor.errors import DoctorError
+from shipyard_doctor.fixing import FixError, FixOptions, Plan
+from shipyard_doctor.journal import Journal, RunJournal
+from shipyard_doctor.model import CheckRun, Status
+from shipyard_doctor.registry import Registry
+
+
+class Mode(StrEnum):
+    ASK = "ask"  # a terminal: ask per fix, default No
+    YES = "yes"  # --yes
+    DRY_RUN = "dry-run"  # --dry-run: plans only
+    NO_TTY = "no-tty"  # nobody to ask and no --yes: plans only, exit 3
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"
+    NOTHING_TO_DO = "nothing-to-do"
+    PLANNED = "planned"  # dry run
+    NOT_APPLIED = "not-applied"  # no terminal to ask, no --yes
+    DECLINED = "declined"
+    ROLLED_BACK = "rolled-back"  # applied, but the check still failed
+    FAILED = "failed"  # a step failed; what it had done was rolled back
+
+
+@dataclass
+class FixReport:
+    fix_id: str
+    check_id: str
+    outcome: Outcome
+    message: str
+    plan: Plan | None = None
+    run_id: str | None = None
+    rollback: list[str] = field(default_factory=list)
+    recheck: CheckRun | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        plan = self.plan
+        return {
+            "fix": self.fix_id,
+            "check": self.check_id,
+            "outcome": self.outcome.value,
+            "message": self.message,
+            "journal_run": self.run_id,
+            "plan": None
+            if plan is None
+            else {
+                "summary": plan.summary,
+                "steps": [step.describe() for step in plan.steps],
+                "pending": [step.describe() for step in plan.pending],
+                "risk": plan.risk,
+                "notes": list(plan.notes),
+                "manual": list(plan.manual),
+            },
+            "rollback": self.rollback,
+            "recheck": None if self.recheck is None else self.recheck.to_dict(),
+        }
+
+
+Recheck = Callable[[str], CheckRun]
+
+
+@dataclass
+class FixSession:
+    registry: Registry
+    journal: Journal
+    options: FixOptions
+    mode: Mode
+    recheck: Recheck  # runs one check again on a fresh view of the host
+    command: Sequence[str]
+    show: Callable[[Plan], None] = lambda plan: None
+    confirm: Callable[[Plan], bool] = lambda plan: False
+    _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    _run: RunJournal | None = None
+
+    def __enter__(self) -> FixSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()  # releases the journal lock, if a fix took it
+
+    def fix_all(self, runs: Sequence[CheckRun], host: Any) -> list[FixReport]:
+        """Offer every installed fix for every check that did not pass."""
+        return [
+            self.fix_one(fix_id, run, host)
+            for run in runs
+            if run.status in (Status.WARNING, Status.FAILURE)
+            for fix_id in run.result.fixes
+        ]
+
+    def fix_one(self, fix_id: str, run: CheckRun, host: Any) -> FixReport:
+        plugin = self.registry.fixes[fix_id]
+        try:
+            plan = plugin.cls().plan(run.result, host, self.options)
+        except DoctorError:
+            raise
+        except Exception as exc:  # a broken fix plugin must not end the run
+            return FixReport(
+                fix_id,
+                run.id,
+                Outcome.FAILED,
+                f"could not plan: {type(exc).__name__}: {exc}",
+            )
+        if not plan.pending:
+            return FixReport(fix_id, run.id, Outcome.NOTHING_TO_DO, plan.summary, plan)
+        self.show(plan)
+        if self.mode is Mode.DRY_RUN:
+            return FixReport(fix_id, run.id, Outcome.PLANNED, "dry run", plan)
+        if self.mode is Mode.NO_TTY:
+            return FixReport(
+                fix_id,
+                run.id,
+                Outcome.NOT_APPLIED,
+                "not applied: no terminal to ask; use --yes",
+                plan,
+            )
+        if self.mode is Mode.ASK and not self.confirm(plan):
+            return FixReport(fix_id, run.id, Outcome.DECLINED, "declined", plan)
+        return self._apply(plan, run)
+
+    def _apply(self, plan: Plan, run: CheckRun) -> FixReport:
+        if self._run is None:
+            self._run = self._stack.enter_context(self.journal.run(self.command))
+        journal = self._run
+        journal.begin_fix(plan.fix_id, plan.check_id)
+        try:
+            for step in plan.pending:
+                step.apply(journal)
+        except FixError as exc:
+            undone = journal.rollback_current()
+            journal.end_fix(Outcome.FAILED.value, str(exc))
+            return FixReport(
+                plan.fix_id,
+                run.id,
+                Outcome.FAILED,
+                f"{exc}; rolled back",
+                plan,
+                journal.run_id,
+                undone,
+            )
+        again = self.recheck(run.id)
+        if again.status.is_problem:
+            undone = journal.rollback_current()
+            reason = f"{run.id} still {again.status.value}: {again.result.summary}"
+            journal.end_fix(Outcome.ROLLED_BACK.value, reason)
+            return FixReport(
+                plan.fix_id,
+                run.id,
+                Outcome.ROLLED_BACK,
+                f"rolled back: {reason}",
+                plan,
+                journal.run_id,
+                undone,
+                again,
+            )
+        journal.end_fix(Outcome.APPLIED.value)
+        return FixReport(
+            plan.fix_id,
+            run.id,
+            Outcome.APPLIED,
+            f"applied; {run.id} now {again.status.value}: {again.result.summary}",
+            plan,
+            journal.run_id,
+            [],
+            again,
+        )
