@@ -44,3 +44,13 @@ def test_every_check_is_documented_in_readme():
         assert re.search(rf"^\| `{re.escape(check_id)}` \|", README, re.M), (
             f"README.md has no row for check {check_id}"
         )
+
+
+def test_every_fix_is_a_fix_and_documented_in_readme():
+    from shipyard_doctor.fixing import Fix
+
+    for fix in discover().fixes.values():
+        assert issubclass(fix.cls, Fix), f"{fix.id} is not a shipyard_doctor Fix"
+        assert re.search(rf"^\| `{re.escape(fix.id)}` \|", README, re.M), (
+            f"README.md has no row for fix {fix.id}"
+        )
