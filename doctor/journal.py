@@ -131,7 +131,9 @@ class Journal:
         with self.lock(command):
             run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{os.getpid()}"
             root = self.directory / run_id
-            (root / "files").mkdir(parents=True, mode=0o700)
+            # mkdir(parents=True) gives only the leaf the mode: make each level.
+            root.mkdir(mode=0o700)
+            (root / "files").mkdir(mode=0o700)
             manifest = {
                 "run": run_id,
                 "started": _now(),
