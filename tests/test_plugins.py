@@ -81,3 +81,150 @@ def test_third_party_check_runs_and_a_broken_one_is_an_error(plugin_path):
     assert runs["always-broken"]["status"] == "error"
     assert "plugin failed to load" in runs["always-broken"]["summary"]
     assert done.returncode == 1  # the broken plugin is an error for the run
+
+
+def fix_env(plugin_path, tmp_path):
+    marker = tmp_path / "marker"
+    config = tmp_path / "config.toml"
+    config.write_text(f"[fix]\njournal_dir = '{tmp_path / 'journal'}'\n")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(plugin_path),
+        "NO_COLOR": "1",
+        "SD_EXAMPLE_MARKER": str(marker),
+    }
+    return marker, config, env
+
+
+def doctor_in(env, *args, stdin=None):
+    return subprocess.run(
+        [sys.executable, "-m", "shipyard_doctor", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        stdin=stdin if stdin is not None else subprocess.DEVNULL,
+    )
+
+
+def test_third_party_fix_is_listed_and_offered(plugin_path, tmp_path):
+    marker, config, env = fix_env(plugin_path, tmp_path)
+    marker.write_text("bad\n")
+    listed = json.loads(doctor_in(env, "list", "--json").stdout)
+    (entry,) = [c for c in listed["checks"] if c["id"] == "example-marker"]
+    assert entry["fixes"] == ["example-marker"]
+    # No terminal to ask and no --yes: the plan is shown, nothing applied, exit 3.
+    done = doctor_in(
+        env, "check", "--only", "example-marker", "--fix", "--config", str(config)
+    )
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert f"fix example-marker (for example-marker): write 'good' into {marker}" in (
+        done.stdout
+    )
+    assert "-bad\n" in done.stdout and "+good\n" in done.stdout  # the full diff
+    assert "not-applied — not applied: no terminal to ask; use --yes" in done.stdout
+    assert marker.read_text() == "bad\n"
+    dry = doctor_in(env, "fix", "example-marker", "--dry-run", "--config", str(config))
+    assert dry.returncode == 1 and marker.read_text() == "bad\n"
+    assert "planned — dry run" in dry.stdout
+
+
+def test_third_party_fix_applies_verifies_and_undoes(plugin_path, tmp_path):
+    marker, config, env = fix_env(plugin_path, tmp_path)
+    marker.write_text("bad\n")
+    done = doctor_in(
+        env,
+        "check",
+        "--only",
+        "example-marker",
+        "--fix",
+        "--yes",
+        "--json",
+        "--config",
+        str(config),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    doc = json.loads(done.stdout)
+    (fix,) = doc["fixes"]
+    assert fix["outcome"] == "applied" and fix["recheck"]["status"] == "ok"
+    assert fix["plan"]["steps"] == [f"change {marker}"]
+    assert marker.read_text() == "good\n"
+    again = doctor_in(
+        env,
+        "check",
+        "--only",
+        "example-marker",
+        "--fix",
+        "--yes",
+        "--json",
+        "--config",
+        str(config),
+    )
+    assert json.loads(again.stdout)["fixes"] == []  # passes now: nothing offered
+    listed = doctor_in(env, "undo", "--list", "--config", str(config))
+    assert fix["journal_run"] in listed.stdout and "example-marker applied" in (
+        listed.stdout
+    )
+    undone = doctor_in(env, "undo", "--config", str(config))
+    assert undone.returncode == 0, undone.stderr
+    assert undone.stdout == (
+        f"undid fix run {fix['journal_run']}\n  restored {marker}\n"
+    )
+    assert marker.read_text() == "bad\n"
+
+
+def test_interactive_answer_decides(plugin_path, tmp_path):
+    import pty
+
+    marker, config, env = fix_env(plugin_path, tmp_path)
+    marker.write_text("bad\n")
+    for answer, expected in (("n\n", "bad\n"), ("y\n", "good\n")):
+        leader, follower = pty.openpty()
+        try:
+            os.write(leader, answer.encode())
+            done = doctor_in(
+                env,
+                "check",
+                "--only",
+                "example-marker",
+                "--fix",
+                "--config",
+                str(config),
+                stdin=follower,
+            )
+        finally:
+            os.close(leader)
+            os.close(follower)
+        assert "apply fix example-marker? [y/N]" in done.stdout
+        assert marker.read_text() == expected
+
+
+def test_a_second_fix_run_gets_exit_4(plugin_path, tmp_path):
+    marker, config, env = fix_env(plugin_path, tmp_path)
+    marker.write_text("bad\n")
+    hold = (
+        "import sys, time\nfrom shipyard_doctor.journal import Journal\n"
+        "with Journal(sys.argv[1]).lock(['shipyard-doctor', 'fix', 'x']):\n"
+        "    print('locked', flush=True)\n    time.sleep(30)\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold, str(tmp_path / "journal")],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        done = doctor_in(env, "fix", "example-marker", "--yes", "--config", str(config))
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    assert done.returncode == 4
+    assert done.stderr.strip() == (
+        "shipyard-doctor: error: another fix run is in progress (pid "
+        f"{holder.pid}: shipyard-doctor fix x, since "
+        + done.stderr.split(", since ")[1].split(")")[0]
+        + "); wait for it to finish, then run again"
+    )
+    assert marker.read_text() == "bad\n"  # nothing corrupted, nothing half-applied
