@@ -50,6 +50,8 @@ class FixReport:
     run_id: str | None = None
     rollback: list[str] = field(default_factory=list)
     recheck: CheckRun | None = None
+    # What the steps said before they ran ("create X" stays "create X" afterwards).
+    described: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         plan = self.plan
@@ -63,8 +65,7 @@ class FixReport:
             if plan is None
             else {
                 "summary": plan.summary,
-                "steps": [step.describe() for step in plan.steps],
-                "pending": [step.describe() for step in plan.pending],
+                "steps": self.described or [step.describe() for step in plan.steps],
                 "risk": plan.risk,
                 "notes": list(plan.notes),
                 "manual": list(plan.manual),
@@ -136,6 +137,12 @@ class FixSession:
         return self._apply(plan, run)
 
     def _apply(self, plan: Plan, run: CheckRun) -> FixReport:
+        described = [step.describe() for step in plan.pending]
+        report = self._apply_steps(plan, run)
+        report.described = described
+        return report
+
+    def _apply_steps(self, plan: Plan, run: CheckRun) -> FixReport:
         if self._run is None:
             self._run = self._stack.enter_context(self.journal.run(self.command))
         journal = self._run
