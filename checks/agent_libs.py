@@ -4,13 +4,21 @@ shipyard-agent up to v0.2.5 was linked against libdevmapper on Ubuntu, so on Cor
 died with "error while loading shared libraries: libdevmapper.so.1.02.1: cannot open
 shared object file" (ehazlett/shipyard#134). The check reads the binary's ELF dynamic
 section (it never runs the agent), resolves every DT_NEEDED as ld.so would, and for
-each missing library names the closest installed one and the safe remedies.
+each missing library names the closest installed one and the safe remedies. When
+fix agent-libs has written the agent's start script (wrapper_path), the libraries are
+resolved with the LD_LIBRARY_PATH that script sets.
 """
 
 from __future__ import annotations
 
 import os
 
+from shipyard_doctor.agent import (
+    CONTAINER,
+    find_agent_binary,
+    wrapper_lib_path,
+    wrapper_path,
+)
 from shipyard_doctor.elf import ElfError, ElfFile, read_elf
 from shipyard_doctor.host import Host
 from shipyard_doctor.ldso import (
@@ -24,12 +32,6 @@ from shipyard_doctor.ldso import (
 )
 from shipyard_doctor.model import Check, Result
 
-DEFAULT_BINARY = "/opt/shipyard/bin/shipyard-agent"
-CONTAINER = (
-    "docker run -d -v /var/run/docker.sock:/docker.sock -e IP=<this host's IP> "
-    "-e URL=http://<shipyard host>:8000 -p 4500:4500 shipyard/agent"
-)
-
 
 class AgentLibsCheck(Check):
     id = "agent-libs"
@@ -37,7 +39,7 @@ class AgentLibsCheck(Check):
     category = "agent"
 
     def run(self, host: Host) -> Result:
-        path, origin = _agent_binary(host)
+        path, origin = find_agent_binary(host)
         if path is None:
             return Result.skipped(origin)
         try:
@@ -54,7 +56,7 @@ class AgentLibsCheck(Check):
                 details=details,
                 data={"binary": path, "static": True},
             )
-        view, notes = _loader_view(host)
+        view, notes, wrapper = _loader_view(host, path)
         details += notes
         libraries = resolve_all(binary, view)
         for lib in libraries:
@@ -64,9 +66,11 @@ class AgentLibsCheck(Check):
         interp = binary.interpreter
         bad_interp = interp is not None and not os.path.exists(interp)
         data = _data(path, binary, view, libraries)
+        data["wrapper"] = wrapper
         if not missing and not bad_interp:
+            through = f" when started through {wrapper}" if wrapper else ""
             return Result.ok(
-                f"{name} finds all {len(libraries)} shared libraries it needs",
+                f"{name} finds all {len(libraries)} shared libraries it needs{through}",
                 details=details,
                 data=data,
             )
@@ -109,25 +113,9 @@ class AgentLibsCheck(Check):
         )
 
 
-def _agent_binary(host: Host) -> tuple[str | None, str]:
-    """The agent's path and where it came from, or None and why there is none."""
-    configured = host.config.agent.binary
-    if configured:
-        if os.path.isfile(configured):
-            return configured, "[agent] binary"
-        return None, f"[agent] binary {configured} does not exist: nothing to check"
-    found = host.find_binary("shipyard-agent")
-    if found:
-        return found, "found on $PATH"
-    if os.path.isfile(DEFAULT_BINARY):
-        return DEFAULT_BINARY, "the default location"
-    return None, (
-        f"no shipyard-agent binary (not on $PATH, not at {DEFAULT_BINARY}, [agent] "
-        "binary not set): nothing to check; the agent container needs no host libraries"
-    )
-
-
-def _loader_view(host: Host) -> tuple[LoaderView, list[str]]:
+def _loader_view(host: Host, binary: str) -> tuple[LoaderView, list[str], str | None]:
+    """The loader's view for the agent, and the start script it runs under, if the
+    agent-libs fix wrote one."""
     cache_path = host.config.host.ld_so_cache
     notes = []
     try:
@@ -145,8 +133,16 @@ def _loader_view(host: Host) -> tuple[LoaderView, list[str]]:
             f"LD_LIBRARY_PATH={raw} (this shell's; the agent sees it only if it is "
             "started with it)"
         )
+    wrapper = wrapper_path(host.config.agent.lib_dir)
+    wrapped = wrapper_lib_path(wrapper, binary)
+    if wrapped:
+        ld_path = (*wrapped, *ld_path)
+        notes.append(
+            f"started through {wrapper} (written by fix agent-libs), which puts "
+            f"LD_LIBRARY_PATH={':'.join(wrapped)} first"
+        )
     extra = host.config.host.lib_dirs
-    return LoaderView(cache, ld_path, extra), notes
+    return LoaderView(cache, ld_path, extra), notes, wrapper if wrapped else None
 
 
 def _describe(lib: Resolution, binary: ElfFile) -> str:

@@ -52,6 +52,7 @@ class DockerTcpCheck(Check):
             "running": list(running.argv) if running else None,
             "hosts": list(running.hosts) if running else None,
             "exposures": exposed,
+            "conflict": upcoming.conflict if upcoming is not None else None,
         }
         if exposed:
             return Result.failure(

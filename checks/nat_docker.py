@@ -39,6 +39,7 @@ class Findings:
     problems: list[str] = field(default_factory=list)  # summaries, worst first
     details: list[str] = field(default_factory=list)
     hints: list[str] = field(default_factory=list)
+    overlaps: list[str] = field(default_factory=list)  # no restart repairs these
 
     def hint(self, text: str) -> None:
         if text not in self.hints:
@@ -103,6 +104,8 @@ class NatDockerCheck(Check):
                 for b in bridges
             ],
             "problems": found.problems,
+            "ip_forward": iptables.ip_forward(),
+            "overlaps": found.overlaps,
         }
         if found.problems:
             more = len(found.problems) - 1
@@ -271,6 +274,7 @@ def _check_overlap(
                 f"Docker bridge {bridge.interface} ({subnet}) overlaps {clashes[0]}: "
                 "services in that network are unreachable from containers"
             )
+            found.overlaps.append(found.problems[-1])
             free = netinfo.free_subnet(host, used)
             found.hint(
                 "move Docker's bridge off that network: in daemon.json set "
