@@ -8,6 +8,7 @@ them as hints; a fix can apply the same steps.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -39,8 +40,8 @@ class Route:
         }
 
 
-DROPIN_PATH = "/etc/systemd/system/docker.service.d/shipyard-tcp.conf"
-SOCKET_PATH = "/etc/systemd/system/docker-tcp.socket"
+DROPIN_NAME = "shipyard-doctor.conf"  # in <first [host] systemd_dirs>/docker.service.d
+SOCKET_NAME = "docker-tcp.socket"  # the name CoreOS documented
 SYSTEMD_RESTART = "systemctl daemon-reload && systemctl restart docker"
 
 
@@ -48,6 +49,7 @@ def tcp_routes(host: Host, running: DaemonSetup | None, unit: UnitSetup) -> list
     """The ways to add ``[docker] tcp`` to dockerd's addresses on this host, the one
     that fits first (docs.docker.com engine/daemon/remote-access: pick ONE)."""
     tcp = f"tcp://{host.config.docker.tcp}"
+    units = host.config.host.systemd_dirs[0]  # /etc/systemd/system by default
     setup = (
         unit.setup
         or running
@@ -59,7 +61,7 @@ def tcp_routes(host: Host, running: DaemonSetup | None, unit: UnitSetup) -> list
         routes.append(
             Route(
                 "drop-in",
-                DROPIN_PATH,
+                os.path.join(units, "docker.service.d", DROPIN_NAME),
                 f"[Service]\nExecStart=\nExecStart={unit.exec_start} -H {tcp}\n",
                 flags and not unit.setup.daemon_json.hosts,
                 f"systemd starts dockerd from {unit.unit.fragment} with -H flags; a "
@@ -74,10 +76,13 @@ def tcp_routes(host: Host, running: DaemonSetup | None, unit: UnitSetup) -> list
             routes.append(
                 Route(
                     "socket",
-                    SOCKET_PATH,
+                    os.path.join(units, SOCKET_NAME),
+                    # As CoreOS documented it; BindIPv6Only=both: one socket for
+                    # IPv4 and IPv6 where it binds [::].
                     "[Unit]\nDescription=Docker API on TCP for the Shipyard agent\n\n"
                     f"[Socket]\nListenStream={host.config.docker.tcp}\n"
-                    "Service=docker.service\n\n[Install]\nWantedBy=sockets.target\n",
+                    "Service=docker.service\nBindIPv6Only=both\n\n"
+                    "[Install]\nWantedBy=sockets.target\n",
                     True,
                     "dockerd takes its sockets from systemd (-H fd://): the "
                     "CoreOS/Flatcar way, no copy of the unit",
@@ -86,7 +91,7 @@ def tcp_routes(host: Host, running: DaemonSetup | None, unit: UnitSetup) -> list
                 )
             )
     content = dict(setup.daemon_json.content or {})
-    content["hosts"] = [*setup.hosts, tcp]
+    content["hosts"] = list(dict.fromkeys([*setup.hosts, tcp]))
     restart = (
         SYSTEMD_RESTART
         if unit.setup is not None

@@ -12,7 +12,6 @@ an address beyond loopback without TLS certificates, an API that is already expo
 
 from __future__ import annotations
 
-import json
 import os
 from typing import TYPE_CHECKING
 
@@ -35,7 +34,6 @@ if TYPE_CHECKING:
     from shipyard_doctor.model import Result
     from shipyard_doctor.tcproutes import Route
 
-DROPIN_NAME = "shipyard-doctor.conf"
 # A Go string constant sits among the binary's other strings with no separator:
 # only digits and dots around it end the match (agent.go: const VERSION = "0.3.1").
 NO_TCP_SINCE = (0, 3, 0)  # agent d2b3d8a (2014-04-21): -docker /var/run/docker.sock
@@ -166,24 +164,12 @@ def route_steps(host: Host, route: Route, setup: DaemonSetup, url: str) -> list[
     """The file changes of ``route``, written where [host] systemd_dirs says."""
     if any(a.url == url for a in setup.addresses()):
         return []  # configured already; only the restart is missing
-    first = host.config.host.systemd_dirs[0]
-    if route.kind == "drop-in":
-        path = os.path.join(first, "docker.service.d", DROPIN_NAME)
-        return [WriteFile(path, route.content)]
+    steps: list[Step] = [WriteFile(route.path, route.content)]
     if route.kind == "socket":
-        name = os.path.basename(route.path)
-        path = os.path.join(first, name)
-        # As CoreOS documented it: one socket for IPv4 and IPv6 where it binds [::].
-        content = route.content.replace(
-            "Service=docker.service\n", "Service=docker.service\nBindIPv6Only=both\n"
-        )
-        return [
-            WriteFile(path, content),
-            Symlink(os.path.join(first, "sockets.target.wants", name), path),
-        ]
-    content = json.loads(route.content)
-    content["hosts"] = list(dict.fromkeys(content["hosts"]))
-    return [WriteFile(route.path, json.dumps(content, indent=2) + "\n")]
+        first, name = os.path.split(route.path)
+        wants = os.path.join(first, "sockets.target.wants", name)
+        steps.append(Symlink(wants, route.path))
+    return steps
 
 
 def by_hand(steps: list[Step]) -> list[str]:
