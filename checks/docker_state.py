@@ -50,7 +50,7 @@ class DockerStateCheck(Check):
         found = Findings()
         url = host.docker().endpoint.url
         _daemons(host, found)
-        _clients(host, url, found)
+        clients = _clients(host, url, found)
         _data_roots(host, url, found)
         containers = host.containers()
         if containers is None:
@@ -59,7 +59,10 @@ class DockerStateCheck(Check):
         else:
             deployed = _stack(host, containers, found)
         data = {
+            "endpoint": url,
             "daemons": [vars(d) for d in running_daemons(host)],
+            "clients": clients,
+            "stack": _stack_data(host, containers),
             "problems": [{"status": s.value, "line": t} for s, t in found.problems],
         }
         if not found.problems:
@@ -102,13 +105,19 @@ def _daemons(host: Host, found: Findings) -> None:
         found.details.append(here[0].describe())
 
 
-def _clients(host: Host, url: str, found: Findings) -> None:
+def _clients(host: Host, url: str, found: Findings) -> list[dict[str, object]]:
+    """Where the docker CLI points; the ones at another daemon are findings."""
     mine = (daemon_info(host) or {}).get("ID")
+    seen: list[dict[str, object]] = []
     for client in client_endpoints(host.environ):
+        kind = "DOCKER_HOST" if client.source == "DOCKER_HOST" else "context"
+        seen.append({"kind": kind, "source": client.source, "url": client.url})
         if same_endpoint(client.url, url):
             found.details.append(f"{client.source}: {client.url}, the daemon checked")
+            seen[-1]["elsewhere"] = False
             continue
         other = (daemon_info(host, client.url) or {}).get("ID")
+        seen[-1]["elsewhere"] = not (mine and other == mine)
         if mine and other == mine:
             found.details.append(
                 f"{client.source}: {client.url}, the same daemon (ID {mine})"
@@ -123,6 +132,7 @@ def _clients(host: Host, url: str, found: Findings) -> None:
             f"'docker context use default', or check that one: shipyard-doctor check"
             f" --docker-host {client.url}",
         )
+    return seen
 
 
 def _data_roots(host: Host, url: str, found: Findings) -> None:
@@ -157,6 +167,25 @@ def _data_roots(host: Host, url: str, found: Findings) -> None:
             )
         else:
             found.details.append(f"{path} ({owner}): {count} containers")
+
+
+def _stack_data(
+    host: Host, containers: tuple[Container, ...] | None
+) -> dict[str, object]:
+    """The stack's containers that exist, for the fix that removes leftovers."""
+    stack = host.stack()
+    names = stack.container_names
+    states = stack_state(stack, containers or ())
+    return {
+        "name": stack.name,
+        "half_deployed": any(s.state != "missing" for s in states)
+        and any(s.state != "running" for s in states),
+        "containers": [
+            {"name": c.name, "image": c.image, "state": c.state, "id": c.id[:12]}
+            for c in containers or ()
+            if c.name in names
+        ],
+    }
 
 
 def _stack(host: Host, containers: tuple[Container, ...], found: Findings) -> str:

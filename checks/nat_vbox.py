@@ -61,6 +61,7 @@ class NatVboxCheck(Check):
                 "address": str(nat.address),
                 "adapter": slot,
                 "ports": [p.port for p in wanted],
+                "natpf": [natpf_rule(p) for p in wanted],
             },
         )
 
@@ -68,6 +69,12 @@ class NatVboxCheck(Check):
 def _host_port(port: int) -> int:
     # VirtualBox runs as the user, who may not bind ports below 1024 on the host.
     return port + 8000 if port < 1024 else port
+
+
+def natpf_rule(want: HostPort) -> str:
+    """The forwarding rule as `VBoxManage controlvm VM natpfN` takes it (the fix
+    reads it from ``data``): name,proto,host-ip,host-port,guest-ip,guest-port."""
+    return f"shipyard-{want.port},tcp,127.0.0.1,{_host_port(want.port)},,{want.port}"
 
 
 def _line(want: HostPort) -> str:
@@ -84,9 +91,7 @@ def _forward_hints(vm: str, slot: int, ports: tuple[HostPort, ...]) -> list[str]
         for p in ports
     )
     commands = "; ".join(
-        f'VBoxManage controlvm {vm} natpf{slot} "shipyard-{p.port},tcp,127.0.0.1,'
-        f'{_host_port(p.port)},,{p.port}"'
-        for p in ports
+        f'VBoxManage controlvm {vm} natpf{slot} "{natpf_rule(p)}"' for p in ports
     )
     return [
         f"Vagrant: add to the Vagrantfile {lines.rstrip(';')} then run vagrant reload",
@@ -138,9 +143,10 @@ def _host_side(host: Host, binary: str, wanted: tuple[HostPort, ...]) -> Result:
                 "nat_adapters": [n.slot for n in vm.nat_nics],
                 "unplugged": [n.slot for n in vbox.unplugged(vm)],
                 "missing": [p.port for p in missing],
+                "natpf": [natpf_rule(p) for p in missing],
             }
         )
-    data = {"role": "host", "vms": vm_data}
+    data = {"role": "host", "binary": binary, "vms": vm_data}
     if cut:
         return Result.failure(
             f"NAT adapter with its cable disconnected: {', '.join(cut)}: the "

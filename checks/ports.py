@@ -10,12 +10,13 @@ deployment (a warning: it is already deployed) from a foreign one (a failure).
 from __future__ import annotations
 
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from shipyard_doctor.host import Container, Host, ProcessInfo
 from shipyard_doctor.model import Check, Result
 from shipyard_doctor.sockets import Bind, Listener, try_bind
-from shipyard_doctor.stacks import HostPort
+from shipyard_doctor.stacks import HostPort, Stack
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,9 @@ class PortsCheck(Check):
                 {
                     "port": want.port,
                     "service": want.service,
+                    "container": want.container,
+                    "container_port": want.container_port,
+                    "key": _config_key(stack, want, host.config.stack.ports),
                     "free": not holders,
                     "bind": {_family_name(f): b.value for f, b in binds.items()},
                     "holders": [h.data for h in holders],
@@ -80,11 +84,15 @@ class PortsCheck(Check):
             busy = {item.port for item in listeners} | {
                 p.host_port for c in containers or () for p in c.ports
             }
+            moves = _moves(foreign, busy | {w.port for w in wanted})
+            for entry in ports_data:
+                if entry["port"] in moves:
+                    entry["move_to"] = moves[entry["port"]]  # type: ignore[index]
             return Result.failure(
                 f"port{'s' if len(foreign) > 1 else ''} {taken} already in use "
                 f"(needed by Shipyard {stack.name})",
                 details=details,
-                hints=_hints(foreign, busy | {w.port for w in wanted}, host),
+                hints=_hints(foreign, moves, host),
                 data=data,
             )
         if ours:
@@ -197,18 +205,42 @@ def _bind_note(binds: dict[int, Bind], host: Host) -> str:
     return ""
 
 
-def _hints(foreign: list[HostPort], busy: set[int], host: Host) -> list[str]:
-    moves = []
+def _moves(foreign: list[HostPort], busy: set[int]) -> dict[int, int | None]:
+    """Where each taken port could move: the next free port, none used twice."""
+    moves: dict[int, int | None] = {}
     for want in foreign:
         free = _free_port_after(want.port, busy)
         if free is not None:
             busy.add(free)
-            moves.append(f"{want.service} = {free}")
+        moves[want.port] = free
+    return moves
+
+
+def _config_key(stack: Stack, want: HostPort, overrides: Mapping[str, int]) -> str:
+    """The [stack.ports] key for this port: the one the config already uses, else
+    the service name when it has one fixed port, else service/container-port."""
+    keys = stack.override_keys()
+    aliases = [
+        key
+        for key, (service, mapping) in keys.items()
+        if (service.name, mapping.container_port) == (want.service, want.container_port)
+    ]
+    return next((k for k in aliases if k in overrides), min(aliases, key=len))
+
+
+def _hints(
+    foreign: list[HostPort], moves: Mapping[int, int | None], host: Host
+) -> list[str]:
+    moved = [
+        f"{want.service} = {moves[want.port]}"
+        for want in foreign
+        if moves.get(want.port) is not None
+    ]
     hints = ["stop the program or container that holds the port (see above)"]
-    if moves:
+    if moved:
         hints.append(
             "or move Shipyard out of the way in the doctor's config: [stack.ports] "
-            + ", ".join(moves)
+            + ", ".join(moved)
             + " (free now)"
         )
     if not host.is_root:

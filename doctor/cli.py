@@ -235,8 +235,9 @@ def load_effective_config(args: argparse.Namespace, env: Environment) -> Config:
         )
         config = replace(config, docker=docker)
     parse_endpoint(config.docker.host)
-    if getattr(args, "stack", None):
+    if getattr(args, "stack", None) and args.stack != config.stack.name:
         load_stack(args.stack)
+        # [stack.ports] names the file's stack's services: not this other stack's.
         config = replace(config, stack=replace(config.stack, name=args.stack, ports={}))
     if getattr(args, "timeout", None):
         config = replace(config, checks=replace(config.checks, timeout=args.timeout))

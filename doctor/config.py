@@ -70,6 +70,7 @@ class HostConfig:
     )
     lib_dirs: tuple[str, ...] = ()  # searched like the loader's default dirs
     ld_so_cache: str = "/etc/ld.so.cache"
+    ld_so_conf: str = "/etc/ld.so.conf"  # which ld.so.conf.d dirs ldconfig reads
     ld_so_conf_dir: str = "/etc/ld.so.conf.d"
     systemd_dirs: tuple[str, ...] = (
         "/etc/systemd/system",
@@ -88,6 +89,9 @@ class HostConfig:
         "/var/db/dhcpcd",
         "/var/db",
     )
+    # The script the dhcp fix gives a dhclient it starts when no running client
+    # names one (-sf); "" = dhclient's own, allowed only in PID 1's network namespace.
+    dhclient_script: str = ""
 
 
 @dataclass(frozen=True)
@@ -191,10 +195,12 @@ SCHEMA: dict[str, dict[str, Validator]] = {
         "bin_dirs": _dir_list,
         "lib_dirs": _dir_list,
         "ld_so_cache": _path,
+        "ld_so_conf": _path,
         "ld_so_conf_dir": _path,
         "systemd_dirs": _dir_list,
         "dmi_dir": _path,
         "lease_dirs": _dir_list,
+        "dhclient_script": _path,
     },
 }
 

@@ -149,7 +149,12 @@ class FixSession:
         journal.begin_fix(plan.fix_id, plan.check_id)
         try:
             for step in plan.pending:
-                step.apply(journal)
+                try:
+                    step.apply(journal)
+                except OSError as exc:  # e.g. a read-only mount: report, roll back
+                    reason = exc.strerror or str(exc)
+                    where = f" {exc.filename}" if exc.filename else ""
+                    raise FixError(f"{step.describe()}: {reason}{where}") from exc
         except FixError as exc:
             undone = journal.rollback_current()
             journal.end_fix(Outcome.FAILED.value, str(exc))

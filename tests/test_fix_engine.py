@@ -260,3 +260,21 @@ def test_journal_dir_that_cannot_be_created_is_one_clear_line(tmp_path):
     ):
         pass
     assert os.path.isfile(blocker)
+
+
+def test_a_step_failing_with_an_os_error_is_reported_and_rolled_back(tmp_path):
+    # The step writes below a regular *file*: creating its directory fails for real
+    # (EEXIST from makedirs), for root as for anyone, as a read-only mount would.
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    first = tmp_path / "marker"
+    first.write_text("bad\n")
+    check, registry = marker_plugins(
+        first, "good\n", extra_steps=(WriteFile(str(blocker / "x.conf"), "x\n"),)
+    )
+    (report,) = fix_once(registry, check, tmp_path / "journal")
+    assert report.outcome is Outcome.FAILED
+    assert report.message == (
+        f"create {blocker / 'x.conf'}: File exists {blocker}; rolled back"
+    )
+    assert first.read_text() == "bad\n"  # the step before it was rolled back

@@ -1,0 +1,94 @@
+"""Processes a fix may stop: which systemd service runs them, and stopping exactly
+the process that was planned for.
+
+A port held by a process that systemd runs (redis-server.service, say) cannot be
+freed by killing the process: systemd restarts it, or the next boot does. The unit is
+in the process's cgroup path (``0::/system.slice/redis-server.service``), one file
+read, no D-Bus and no running systemd needed, so it can be named in a plan and
+stopped with ``systemctl stop``; a process outside any system service gets a SIGTERM.
+A pid alone may have been reused between planning and applying, so the process is
+identified by its pid and start time.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+
+def cgroup_path(text: str) -> str:
+    """The systemd-tracked cgroup of a /proc/<pid>/cgroup text.
+
+    On cgroup v1 and hybrid hosts systemd's own hierarchy is ``name=systemd``; it
+    wins over the unified ``0::`` line, which is only ``/`` there, or (Docker's
+    cgroupfs driver) still the daemon's service for a container's process. Pure
+    cgroup v2 has only the ``0::`` line. "" when neither is present."""
+    unified = ""
+    for line in text.splitlines():
+        _, sep, rest = line.partition(":")
+        controllers, sep2, path = rest.partition(":")
+        if not (sep and sep2):
+            continue
+        if controllers == "name=systemd" and path != "/":
+            return path
+        if controllers == "":
+            unified = path
+    return unified
+
+
+def service_of(text: str) -> str | None:
+    """The system service (``redis-server.service``) whose cgroup the process is
+    in; None for a login session, a scope (a container), a user's own service
+    manager (``user@1000.service``: that needs ``systemctl --user``) or no unit."""
+    parts = [p for p in cgroup_path(text).split("/") if p]
+    if any(p.startswith("user@") and p.endswith(".service") for p in parts):
+        return None
+    services = [p for p in parts if p.endswith(".service")]
+    return services[-1] if services else None
+
+
+def process_service(pid: int, proc: Path = Path("/proc")) -> str | None:
+    """The system service of a running process; None when it has none or its
+    cgroup file cannot be read (it exited, or another user's process)."""
+    try:
+        return service_of((proc / str(pid) / "cgroup").read_text())
+    except OSError:
+        return None
+
+
+def start_time(pid: int) -> float | None:
+    """When the process started: with its pid, what identifies it (pids are reused)."""
+    import psutil
+
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return None
+
+
+def running(pid: int, started: float | None) -> bool:
+    """The very process planned for (not a reused pid) still runs; a zombie has
+    already closed its sockets."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        same = started is None or proc.create_time() == started
+        return same and proc.status() != "zombie"
+    except psutil.Error:
+        return False
+
+
+def terminate(pid: int, started: float | None, timeout: float = 10.0) -> None:
+    """SIGTERM the very process planned for, and wait until it is gone (its port
+    is free then); an error if it outlives ``timeout``."""
+    if not running(pid, started):
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while running(pid, started):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"pid {pid} still runs {timeout:.0f} s after SIGTERM")
+        time.sleep(0.05)
