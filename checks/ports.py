@@ -231,9 +231,14 @@ def _config_key(stack: Stack, want: HostPort, overrides: Mapping[str, int]) -> s
 def _hints(
     foreign: list[HostPort], moves: Mapping[int, int | None], host: Host
 ) -> list[str]:
+    overrides = host.config.stack.ports
+    keys = [_config_key(host.stack(), want, overrides) for want in foreign]
     moved = [
-        f"{want.service} = {moves[want.port]}"
-        for want in foreign
+        # TOML needs quotes around a key such as discovery/7001.
+        f"{key if key.isidentifier() else repr(key)} = {moves[want.port]}".replace(
+            "'", '"'
+        )
+        for want, key in zip(foreign, keys, strict=True)
         if moves.get(want.port) is not None
     ]
     hints = ["stop the program or container that holds the port (see above)"]

@@ -166,3 +166,24 @@ def test_unprivileged_user_gets_no_false_positive(
         "address": "0.0.0.0:6379",
     }
     assert any("its owner is not visible (run as root" in d for d in ports["details"])
+
+
+def test_hint_names_the_config_key_of_a_multi_port_service(netns, listeners, tmp_path):
+    # v3's discovery (etcd) publishes 4001 and 7001: its [stack.ports] keys are
+    # "discovery/4001" and "discovery/7001", which TOML needs quoted.
+    listeners.tcp(netns, "0.0.0.0", 7001)
+    run = run_doctor(
+        "check",
+        "--json",
+        "--only",
+        "ports",
+        "--stack",
+        "v3",
+        "--docker-host",
+        f"unix://{tmp_path}/no-docker.sock",
+        netns=netns,
+    )
+    ports = run.check("ports")
+    assert ports["summary"].startswith("port 7001 already in use")
+    (hint,) = [h for h in ports["hints"] if "[stack.ports]" in h]
+    assert '[stack.ports] "discovery/7001" = 7002 (free now)' in hint
