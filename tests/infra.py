@@ -54,7 +54,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 if TYPE_CHECKING:
     import docker
@@ -124,6 +124,23 @@ _PR_SET_CHILD_SUBREAPER = 36
 #: Process names (as in /proc/PID/stat, 15 chars max) of the daemon-side
 #: processes that end up as our children once we are a subreaper.
 _DAEMON_COMMS = frozenset({"containerd-shim", "containerd", "runc", "docker-proxy"})
+
+
+def in_ci() -> bool:
+    """True when running under CI (``CI=true``, as CI sets it)."""
+    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+
+
+def missing(message: str) -> NoReturn:
+    """Something a test needs is not on this machine: skip, saying what to install,
+    or fail under CI=true, where .ci/run installs everything and absence is a bug."""
+    import pytest
+
+    if in_ci():
+        pytest.fail(
+            f"infrastructure missing (CI=true, so this fails): {message}", pytrace=False
+        )
+    pytest.skip(f"infrastructure missing: {message}")
 
 
 class InfraMissing(Exception):

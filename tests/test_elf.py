@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from infra import missing
 from shipyard_doctor.elf import ElfError, read_elf
 from shipyard_doctor.ldso import (
     LoaderView,
@@ -37,7 +38,7 @@ def _readelf_needed(path: str) -> list[str]:
 @pytest.mark.parametrize("path", REAL_BINARIES)
 def test_needed_of_real_binaries_matches_readelf(path):
     if not Path(path).exists() or shutil.which("readelf") is None:
-        pytest.skip(f"{path} or readelf (binutils) not on this machine")
+        missing(f"{path} or readelf: apt-get install docker.io binutils")
     elf = read_elf(path)
     assert list(elf.needed) == _readelf_needed(path)
     assert (elf.bits, elf.big_endian, elf.machine_name) == (64, False, "x86-64")
@@ -119,7 +120,7 @@ def test_recorded_ld_so_caches_match_ldconfig_p(fmt):
 
 def test_live_ld_so_cache_matches_ldconfig_p():
     if not Path("/etc/ld.so.cache").exists() or not shutil.which("ldconfig"):
-        pytest.skip("no /etc/ld.so.cache or ldconfig on this machine")
+        missing("/etc/ld.so.cache or ldconfig: apt-get install libc-bin")
     cache = read_ld_so_cache("/etc/ld.so.cache")
     out = subprocess.run(
         ["ldconfig", "-p"], capture_output=True, text=True, check=True
@@ -161,7 +162,7 @@ def _ldd(path: str) -> dict[str, str]:
 @pytest.mark.parametrize("path", REAL_BINARIES)
 def test_resolution_matches_ldd(path):
     if not Path(path).exists() or not shutil.which("ldd"):
-        pytest.skip(f"{path} or ldd not on this machine")
+        missing(f"{path} or ldd: apt-get install docker.io libc-bin")
     binary = read_elf(path)
     view = LoaderView(read_ld_so_cache("/etc/ld.so.cache"))
     mine = {r.soname: r.path for r in resolve_all(binary, view)}

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from doctor_cli import run_doctor
-from infra import Dockerd, ManagedProcess, Netns, require_tools
+from infra import Dockerd, ManagedProcess, Netns, missing, require_tools
 from shipyard_doctor.config import load_config
 from shipyard_doctor.daemonconf import unit_setup
 from shipyard_doctor.fixes.docker_tcp import (
@@ -238,7 +238,7 @@ def agent_binaries(tmp_path_factory) -> dict[str, Path]:
     (agent.go: const VERSION = "0.3.1", flag help "Shows Agent Version")."""
     gcc = shutil.which("gcc")
     if gcc is None:
-        pytest.skip("gcc not found: apt-get install gcc")
+        missing("gcc: apt-get install gcc")
     made = {}
     workdir = tmp_path_factory.mktemp("agents")
     for name, version in (("v025", '"0.2.5"'), ("v031", '"0.3.1"'), ("none", '""')):
@@ -440,7 +440,7 @@ def systemd_verify(dirs: list[Path], unit: str) -> subprocess.CompletedProcess[s
     """`systemd-analyze verify` of ``unit`` as found in ``dirs`` (+ the defaults)."""
     tool = shutil.which("systemd-analyze")
     if tool is None:
-        pytest.skip("systemd-analyze not found: apt-get install systemd")
+        missing("systemd-analyze: apt-get install systemd")
     path = ":".join(str(d) for d in dirs) + ":"
     return subprocess.run(
         [tool, "verify", unit],

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from doctor_cli import run_doctor
+from infra import missing
 from shipyard_doctor.mounts import mount_for, parse_mountinfo, read_mountinfo, unescape
 
 DATA = Path(__file__).parent / "data" / "mountinfo"
@@ -176,7 +177,7 @@ def test_live_mountinfo_matches_findmnt():
         check=False,
     )
     if out.returncode != 0:
-        pytest.skip("findmnt (util-linux) is not usable here")
+        missing("a usable findmnt: apt-get install util-linux")
 
     # Tests running alongside add and remove namespace and temp mounts: leave those.
     def stable(target: str) -> bool:

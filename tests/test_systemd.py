@@ -10,9 +10,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 from conftest import infra_setup
-from infra import InfraMissing
+from infra import InfraMissing, missing
 from shipyard_doctor import daemonconf, tcproutes
 from shipyard_doctor.config import Config, DockerConfig, HostConfig
 from shipyard_doctor.daemonconf import parse_dockerd_argv, parse_listen_stream
@@ -158,7 +157,7 @@ def test_systemctl_show_exec_start_recorded():
 def test_live_units_of_this_machine():
     live = Path("/lib/systemd/system/docker.service")
     if not live.exists():
-        pytest.skip("docker.io is not installed here (no live unit to compare)")
+        missing("/lib/systemd/system/docker.service: apt-get install docker.io")
     unit = load_unit("docker.service", ["/lib/systemd/system"])
     recorded = load_unit("docker.service", dirs("debian")[2:])
     assert unit.values("Service", "ExecStart") == recorded.values(
