@@ -82,7 +82,10 @@ class WriteFile(Step):
             fromfile=self.path if os.path.lexists(self.path) else "/dev/null",
             tofile=self.path,
         )
-        return "".join(diff)
+        return "".join(
+            line if line.endswith("\n") else f"{line}\n\\ No newline at end of file\n"
+            for line in diff
+        )
 
     def is_done(self) -> bool:
         return not os.path.islink(self.path) and self._current() == self.content
@@ -118,11 +121,16 @@ class Symlink(Step):
 
 @dataclass(frozen=True)
 class RunCommand(Step):
-    """Run a command; ``inverse`` (if any) is what ``undo`` runs to reverse it."""
+    """Run a command; ``inverse`` (if any) is what ``undo`` runs to reverse it.
+
+    ``after_undo`` is for commands that make changed files take effect (a daemon
+    restart): undo (and rollback) runs it once all of the fix's files are restored,
+    so the service starts again from the restored files."""
 
     argv: tuple[str, ...]
     why: str
     inverse: tuple[str, ...] | None = None
+    after_undo: tuple[str, ...] | None = None
     timeout: float = 120.0
     done_when: Callable[[], bool] | None = field(default=None, compare=False)
 
@@ -149,7 +157,7 @@ class RunCommand(Step):
             output = (done.stderr or done.stdout).strip().splitlines()
             tail = f": {output[-1]}" if output else ""
             raise FixError(f"{_shell(self.argv)} exited {done.returncode}{tail}")
-        journal.record_command(self.argv, self.inverse, self.why)
+        journal.record_command(self.argv, self.inverse, self.why, self.after_undo)
 
 
 @dataclass(frozen=True)

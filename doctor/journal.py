@@ -93,7 +93,11 @@ class RunJournal:
         self._entry(entry)
 
     def record_command(
-        self, argv: Sequence[str], inverse: Sequence[str] | None, why: str
+        self,
+        argv: Sequence[str],
+        inverse: Sequence[str] | None,
+        why: str,
+        after_undo: Sequence[str] | None = None,
     ) -> None:
         self._entry(
             {
@@ -101,6 +105,7 @@ class RunJournal:
                 "argv": list(argv),
                 "inverse": list(inverse) if inverse else None,
                 "why": why,
+                "after_undo": list(after_undo) if after_undo else None,
             }
         )
 
@@ -221,9 +226,13 @@ class Journal:
 
 
 def undo_entries(root: Path, entries: Sequence[dict[str, Any]]) -> list[str]:
-    """Reverse ``entries`` (newest first); the lines say what happened to each."""
+    """Reverse ``entries`` (newest first), then run the ``after_undo`` commands (a
+    restart, so the service reads the restored files); the lines say what happened."""
     lines = []
+    later: list[list[str]] = []
     for entry in reversed(entries):
+        if entry.get("after_undo") and entry["after_undo"] not in later:
+            later.insert(0, entry["after_undo"])
         kind = entry["type"]
         if kind == "file":
             lines.append(_restore(root, entry))
@@ -242,6 +251,12 @@ def undo_entries(root: Path, entries: Sequence[dict[str, Any]]) -> list[str]:
             lines.append(f"not reversible: {' '.join(entry['argv'])} ({entry['why']})")
         else:
             lines.append(f"not reversible: {entry['what']}")
+    for argv in later:
+        done = subprocess.run(
+            argv, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
+        )
+        state = "ran" if done.returncode == 0 else f"FAILED ({done.returncode})"
+        lines.append(f"{state} after restoring: {' '.join(argv)}")
     return lines
 
 

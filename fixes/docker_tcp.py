@@ -112,26 +112,23 @@ class DockerTcpFix(Fix):
         def answers() -> bool:
             return probe(tcp, timeout, api).ok
 
+        commands = restart_commands(route, how)
         restarts = [
-            RunCommand(argv, f"restart dockerd ({how.how})", done_when=answers)
-            for argv in restart_commands(route, how)
+            RunCommand(
+                argv,
+                f"restart dockerd ({how.how})",
+                done_when=answers,
+                # After undo (or a rollback) restored the files: start from them.
+                after_undo=undo_restart(route, how) if argv == commands[-1] else None,
+            )
+            for argv in commands
         ]
-        work: list[Step] = [*changes, *restarts]
-        # Recorded first so that it is undone last: after undo (or a rollback)
-        # has restored the files, dockerd starts again from them.
-        marker = RunCommand(
-            ("true",),
-            "changes nothing: recorded so that undo restarts dockerd from the "
-            "restored files",
-            inverse=undo_restart(route, how),
-            done_when=lambda: all(step.is_done() for step in work),
-        )
         return Plan(
             self.id,
             "docker-tcp",
             f"add {url} to dockerd's addresses through {route.kind} "
             f"({route.why}) and restart it",
-            steps=(marker, *work),
+            steps=(*changes, *restarts),
             risk=restart.restart_risk(host, setup),
             notes=(
                 f"the Shipyard agent (<= v0.2.5) then reaches Docker at {url}",

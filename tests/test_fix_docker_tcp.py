@@ -276,8 +276,8 @@ def test_daemon_json_route_applied_verified_and_undone(
     assert fix["recheck"]["summary"].endswith(f"answers on {TCP}")
     plan = fix["plan"]
     assert plan["summary"].startswith(f"add {TCP} to dockerd's addresses through ")
-    assert plan["steps"][1] == f"change {daemon_json}"
-    assert plan["steps"][2].startswith(f"run: sh -c '{sys.executable}")
+    assert plan["steps"][0] == f"change {daemon_json}"
+    assert plan["steps"][1].startswith(f"run: sh -c '{sys.executable}")
     assert plan["risk"].startswith(
         "restarts dockerd, which STOPS every running container (none is running "
         f"now): live-restore is off in {daemon_json}"
@@ -301,7 +301,8 @@ def test_daemon_json_route_applied_verified_and_undone(
     undo = run_doctor("undo", netns=netns, config=config)
     assert undo.code == 0, undo.stderr
     assert f"  restored {daemon_json}\n" in undo.stdout
-    assert f"  ran: sh -c {sys.executable}" in undo.stdout  # dockerd started again
+    # dockerd started again, from the restored file
+    assert f"  ran after restoring: sh -c {sys.executable}" in undo.stdout
     assert daemon_json.read_bytes() == before
     assert daemon_json.stat().st_mode == mode
     assert tcp_ping(netns) == "ConnectionRefusedError"
@@ -338,7 +339,7 @@ def test_restart_that_does_not_listen_on_tcp_is_rolled_back(
         f"not reversible: sh -c {reload} (restart dockerd ([docker] "
         f"restart_command: {reload}))",
         f"restored {host.daemon_json}",
-        f"ran: sh -c {reload}",
+        f"ran after restoring: sh -c {reload}",
     ]
     assert host.daemon_json.read_bytes() == before
     assert run.code == 1
@@ -486,14 +487,14 @@ def test_dropin_for_recorded_units_passes_systemd_verify(tmp_path, units, exec_s
     host = _plan_host(tmp_path, [first, vendor])
     result = Result.failure("not on TCP", data={"answers": False, "exposures": []})
     plan = DockerTcpFix().plan(result, host, FixOptions())
-    marker, write, restart = plan.steps
-    assert marker.inverse == ("sh", "-c", "true")  # undo restarts dockerd last
+    write, restart = plan.steps
     assert isinstance(write, WriteFile)
     assert write.path == str(first / "docker.service.d/shipyard-doctor.conf")
     assert write.content == (
         f"[Service]\nExecStart=\nExecStart={exec_start} -H {TCP}\n"
     )
     assert restart.argv == ("sh", "-c", "true")
+    assert restart.after_undo == ("sh", "-c", "true")  # undo restarts dockerd last
     Path(write.path).parent.mkdir()
     Path(write.path).write_text(write.content)
     done = systemd_verify([first, vendor], "docker.service")

@@ -278,3 +278,12 @@ def test_a_step_failing_with_an_os_error_is_reported_and_rolled_back(tmp_path):
         f"create {blocker / 'x.conf'}: File exists {blocker}; rolled back"
     )
     assert first.read_text() == "bad\n"  # the step before it was rolled back
+
+
+def test_preview_marks_a_missing_final_newline(tmp_path):
+    target = tmp_path / "daemon.json"
+    target.write_text('{\n  "hosts": []\n}')  # as many editors leave it
+    preview = WriteFile(str(target), '{\n  "hosts": ["x"]\n}\n').preview()
+    assert "-}\n\\ No newline at end of file\n" in preview
+    assert preview.endswith("+}\n")
+    assert all(line.endswith("\n") for line in preview.splitlines(keepends=True))
