@@ -11,16 +11,21 @@ from pathlib import Path
 
 import infra
 import pytest
-from doctor_cli import run_doctor
+from doctor_cli import DoctorRun, run_doctor
 
 pytestmark = pytest.mark.infra
 
 
+def daemon_run(url: str, **kw) -> DoctorRun:
+    """`check --json --only docker-daemon --docker-host URL`, as a user runs it."""
+    return run_doctor(
+        "check", "--json", "--only", "docker-daemon", "--docker-host", url, **kw
+    )
+
+
 def test_real_daemon_answers(clean_docker_host):
     host = clean_docker_host
-    run = run_doctor(
-        "check", "--json", "--only", "docker-daemon", "--docker-host", host.dockerd.url
-    )
+    run = daemon_run(host.dockerd.url)
     check = run.check("docker-daemon")
     assert run.code == 0 and check["status"] == "ok"
     version = host.client.version()
@@ -59,7 +64,7 @@ def test_hanging_daemon_times_out_within_the_check_timeout(
 
 def test_missing_socket_says_not_running(tmp_path):
     url = f"unix://{tmp_path}/docker.sock"
-    run = run_doctor("check", "--json", "--only", "docker-daemon", "--docker-host", url)
+    run = daemon_run(url)
     check = run.check("docker-daemon")
     assert check["status"] == "failure"
     assert check["summary"] == (
@@ -72,9 +77,7 @@ def test_stale_socket_without_daemon(tmp_path):
     path = tmp_path / "docker.sock"
     with socket.socket(socket.AF_UNIX) as sock:
         sock.bind(str(path))  # the file stays behind, as after a daemon crash
-    run = run_doctor(
-        "check", "--json", "--only", "docker-daemon", "--docker-host", f"unix://{path}"
-    )
+    run = daemon_run(f"unix://{path}")
     check = run.check("docker-daemon")
     assert check["status"] == "failure"
     assert "nothing accepts connections" in check["summary"]
@@ -84,14 +87,7 @@ def test_stale_socket_without_daemon(tmp_path):
 def test_running_daemon_elsewhere_is_pointed_at(clean_docker_host, tmp_path):
     # The namespace dockerd is a real dockerd process on this machine: when the
     # configured socket is missing, the doctor shows where dockerd does listen.
-    run = run_doctor(
-        "check",
-        "--json",
-        "--only",
-        "docker-daemon",
-        "--docker-host",
-        f"unix://{tmp_path}/docker.sock",
-    )
+    run = daemon_run(f"unix://{tmp_path}/docker.sock")
     check = run.check("docker-daemon")
     running = [d for d in check["details"] if d.startswith("running: dockerd")]
     assert any(str(clean_docker_host.dockerd.pid) in d for d in running), check
@@ -103,12 +99,7 @@ def test_not_installed(tmp_path):
     empty.mkdir()
     config = tmp_path / "config.toml"
     config.write_text(f"[host]\nbin_dirs = ['{empty}']\n")
-    run = run_doctor(
-        "check",
-        "--json",
-        "--only",
-        "docker-daemon",
-        "--docker-host",
+    run = daemon_run(
         f"unix://{tmp_path}/docker.sock",
         config=config,
         env={"PATH": str(empty)},
@@ -122,15 +113,7 @@ def test_not_installed(tmp_path):
 def test_api_older_than_required(clean_docker_host, tmp_path):
     config = tmp_path / "config.toml"
     config.write_text("[docker]\nmin_api_version = '9.99'\n")
-    run = run_doctor(
-        "check",
-        "--json",
-        "--only",
-        "docker-daemon",
-        "--docker-host",
-        clean_docker_host.dockerd.url,
-        config=config,
-    )
+    run = daemon_run(clean_docker_host.dockerd.url, config=config)
     check = run.check("docker-daemon")
     assert check["status"] == "failure"
     assert "older than the 9.99 this doctor needs" in check["summary"]
@@ -138,16 +121,7 @@ def test_api_older_than_required(clean_docker_host, tmp_path):
 
 def test_permission_denied_names_the_remedy(clean_docker_host, unprivileged_venv):
     python = str(unprivileged_venv / "bin" / "python")
-    run = run_doctor(
-        "check",
-        "--json",
-        "--only",
-        "docker-daemon",
-        "--docker-host",
-        clean_docker_host.dockerd.url,
-        python=python,
-        as_nobody=True,
-    )
+    run = daemon_run(clean_docker_host.dockerd.url, python=python, as_nobody=True)
     check = run.check("docker-daemon")
     assert check["status"] == "failure", check
     assert check["summary"] == (
@@ -201,16 +175,7 @@ def failing_dockerd(netns, require_infra):
 def _doctor_on_down_daemon(netns, log: Path, sock: Path, tmp_path: Path):
     config = tmp_path / "config.toml"
     config.write_text(f"[docker]\nlog_file = '{log}'\n")
-    run = run_doctor(
-        "check",
-        "--json",
-        "--only",
-        "docker-daemon",
-        "--docker-host",
-        f"unix://{sock}",
-        netns=netns,
-        config=config,
-    )
+    run = daemon_run(f"unix://{sock}", netns=netns, config=config)
     return run.check("docker-daemon")
 
 

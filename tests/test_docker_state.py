@@ -254,14 +254,21 @@ def deploy(host, names: set[str], ui_ports: dict | None = None) -> None:
         )
 
 
-def test_half_deployed_stack(clean_docker_host, tmp_path):
-    host = clean_docker_host
+def half_deploy(host):
+    """Shipyard v1 as a failed install leaves it: redis running, the router exited,
+    the rest never created."""
     deploy(host, {"shipyard_redis"})
     tag_image(host.client, host.image, "shipyard/router:latest")
     router = host.client.containers.run(
         "shipyard/router", ["true"], name="shipyard_router", detach=True
     )
     router.wait(timeout=30)
+    return router
+
+
+def test_half_deployed_stack(clean_docker_host, tmp_path):
+    host = clean_docker_host
+    half_deploy(host)
     check = state(host.dockerd.url, host.netns, system_daemon_json(tmp_path))
     assert check["status"] == "failure", check
     assert check["summary"] == (

@@ -10,8 +10,7 @@ import subprocess
 from pathlib import Path
 
 from doctor_cli import run_doctor
-from infra import tag_image
-from test_docker_state import deploy, docker_cli, make_context, system_daemon_json
+from test_docker_state import docker_cli, half_deploy, make_context, system_daemon_json
 
 __all__ = ["docker_cli"]  # the real docker CLI fixture, requested by name below
 
@@ -44,12 +43,7 @@ def docker_state(host, config: Path, *extra: str, **env: str) -> dict:
 
 def test_half_deployed_stack_is_removed(clean_docker_host, tmp_path):
     host = clean_docker_host
-    deploy(host, {"shipyard_redis"})
-    tag_image(host.client, host.image, "shipyard/router:latest")
-    router = host.client.containers.run(
-        "shipyard/router", ["true"], name="shipyard_router", detach=True
-    )
-    router.wait(timeout=30)
+    router = half_deploy(host)
     redis = host.client.containers.get("shipyard_redis")
     unrelated = host.client.containers.create(host.image, ["true"], name="my-app")
     config = fix_config(tmp_path)
