@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import os
 
-from shipyard_doctor.agent import (
+from shipyard_doctor.host.agent import (
     CONTAINER,
     find_agent_binary,
     wrapper_lib_path,
     wrapper_path,
 )
-from shipyard_doctor.elf import ElfError, ElfFile, read_elf
-from shipyard_doctor.host import Host
-from shipyard_doctor.ldso import (
+from shipyard_doctor.host.elf import ElfError, ElfFile, read_elf
+from shipyard_doctor.host.gateway import Host
+from shipyard_doctor.host.ldso import (
     LdCacheError,
     LoaderView,
     Resolution,

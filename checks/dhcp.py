@@ -14,12 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from shipyard_doctor import dhcp, dhcpwire, netinfo
-from shipyard_doctor.dhcp import DhcpClient, Lease
-from shipyard_doctor.dhcpwire import ProbeResult
-from shipyard_doctor.host import Host
+from shipyard_doctor.host import dhcp, dhcpwire, netinfo
+from shipyard_doctor.host.dhcp import DhcpClient, Lease
+from shipyard_doctor.host.dhcpwire import ProbeResult
+from shipyard_doctor.host.gateway import Host
+from shipyard_doctor.host.netinfo import Interface
 from shipyard_doctor.model import Check, Result
-from shipyard_doctor.netinfo import Interface
 
 #: How long the probe listens. Not 3 s: dnsmasq pings an address for 3 s before
 #: its first OFFER to a new client (measured: the OFFER arrives after 3.0-3.1 s).

@@ -11,7 +11,7 @@ schema 1, which Docker 26-28.1 refuses by default and 28.2+ cannot pull at all.
 
 from __future__ import annotations
 
-from shipyard_doctor.compat import (
+from shipyard_doctor.host.compat import (
     SCHEMA1_ENV,
     Schema1Pull,
     ask_with_api,
@@ -21,7 +21,7 @@ from shipyard_doctor.compat import (
     parse_version,
     schema1_pull,
 )
-from shipyard_doctor.host import Host
+from shipyard_doctor.host.gateway import Host
 from shipyard_doctor.model import Check, Result
 from shipyard_doctor.stacks import Client
 

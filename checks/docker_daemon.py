@@ -11,9 +11,9 @@ containerd), with the line that shows it.
 
 from __future__ import annotations
 
-from shipyard_doctor import daemonconf, dockerlog
-from shipyard_doctor.dockerapi import DockerProbe, Problem
-from shipyard_doctor.host import Host
+from shipyard_doctor.host import daemonconf, dockerlog
+from shipyard_doctor.host.dockerapi import DockerProbe, Problem
+from shipyard_doctor.host.gateway import Host
 from shipyard_doctor.model import Check, Result
 
 DOCS = "https://docs.docker.com/engine/install/"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from shipyard_doctor.dockerstate import (
+from shipyard_doctor.host.dockerstate import (
     client_endpoints,
     count_containers,
     daemon_info,
@@ -24,7 +24,7 @@ from shipyard_doctor.dockerstate import (
     system_data_root,
     ui_ports,
 )
-from shipyard_doctor.host import Container, Host
+from shipyard_doctor.host.gateway import Container, Host
 from shipyard_doctor.model import Check, Result, Status
 
 

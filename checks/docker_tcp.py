@@ -14,12 +14,12 @@ from __future__ import annotations
 import os
 import shlex
 
-from shipyard_doctor import daemonconf, dockerlog, systemd, tcproutes
-from shipyard_doctor.daemonconf import DaemonSetup, UnitSetup
-from shipyard_doctor.dockerapi import Problem
-from shipyard_doctor.host import Host
+from shipyard_doctor.host import daemonconf, dockerlog, systemd, tcproutes
+from shipyard_doctor.host.daemonconf import DaemonSetup, UnitSetup
+from shipyard_doctor.host.dockerapi import Problem
+from shipyard_doctor.host.gateway import Host
+from shipyard_doctor.host.tcproutes import Route
 from shipyard_doctor.model import Check, Result
-from shipyard_doctor.tcproutes import Route
 
 AGENT_HINT = (
     "or skip TCP: shipyard-agent v0.3.0+ (and the shipyard/agent container) talk to "

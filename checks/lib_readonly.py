@@ -13,9 +13,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from shipyard_doctor.host import Host, os_release
+from shipyard_doctor.host.gateway import Host, os_release
+from shipyard_doctor.host.mounts import (
+    Mount,
+    mount_for,
+    nearest_existing,
+    read_mountinfo,
+)
 from shipyard_doctor.model import Check, Result
-from shipyard_doctor.mounts import Mount, mount_for, nearest_existing, read_mountinfo
 
 LIB_DIRS = ("/lib64", "/usr/lib64", "/lib", "/usr/lib", "/usr/local/lib")
 COREOS_IDS = {"coreos", "flatcar", "fedora-coreos"}

@@ -15,8 +15,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from shipyard_doctor import iptables, netinfo
-from shipyard_doctor.host import Host
+from shipyard_doctor.host import iptables, netinfo
+from shipyard_doctor.host.gateway import Host
 from shipyard_doctor.model import Check, Result
 
 RESTART = (

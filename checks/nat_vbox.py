@@ -11,8 +11,8 @@ cable unplugged (the guest then gets no DHCP lease).
 
 from __future__ import annotations
 
-from shipyard_doctor import vbox
-from shipyard_doctor.host import Host
+from shipyard_doctor.host import vbox
+from shipyard_doctor.host.gateway import Host
 from shipyard_doctor.model import Check, Result
 from shipyard_doctor.stacks import HostPort
 

@@ -13,9 +13,9 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from shipyard_doctor.host import Container, Host, ProcessInfo
+from shipyard_doctor.host.gateway import Container, Host, ProcessInfo
+from shipyard_doctor.host.sockets import Bind, Listener, try_bind
 from shipyard_doctor.model import Check, Result
-from shipyard_doctor.sockets import Bind, Listener, try_bind
 from shipyard_doctor.stacks import HostPort, Stack
 
 

@@ -16,7 +16,7 @@ from shipyard_doctor.errors import DoctorError, ExitCode, UsageError
 
 if TYPE_CHECKING:  # the real imports are lazy, to keep --help fast
     from shipyard_doctor.config import Config
-    from shipyard_doctor.host import Host
+    from shipyard_doctor.host.gateway import Host
     from shipyard_doctor.model import CheckRun
     from shipyard_doctor.registry import Registry
     from shipyard_doctor.runner import Selection
@@ -224,7 +224,7 @@ def _positive_float(text: str) -> float:
 
 def load_effective_config(args: argparse.Namespace, env: Environment) -> Config:
     from shipyard_doctor.config import load_config
-    from shipyard_doctor.dockerapi import parse_endpoint
+    from shipyard_doctor.host.dockerapi import parse_endpoint
     from shipyard_doctor.stacks import load_stack
 
     config = load_config(args.config, env.environ)
@@ -257,7 +257,7 @@ def _ids(values: Sequence[str], known: Sequence[str], flag: str) -> list[str]:
 
 
 def _check(args: argparse.Namespace, env: Environment) -> int:
-    from shipyard_doctor.host import Host
+    from shipyard_doctor.host.gateway import Host
     from shipyard_doctor.model import Report
     from shipyard_doctor.registry import discover
     from shipyard_doctor.runner import Selection, order_checks

@@ -11,9 +11,9 @@ from shipyard_doctor.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
     from shipyard_doctor.config import Config
-    from shipyard_doctor.fixing import Plan
-    from shipyard_doctor.fixrun import FixReport, FixSession
-    from shipyard_doctor.host import Host
+    from shipyard_doctor.fixengine.fixing import Plan
+    from shipyard_doctor.fixengine.fixrun import FixReport, FixSession
+    from shipyard_doctor.host.gateway import Host
     from shipyard_doctor.model import CheckRun
     from shipyard_doctor.registry import Registry
 
@@ -39,9 +39,9 @@ def session(
     registry: Registry,
     reload: Recheck,
 ) -> FixSession:
-    from shipyard_doctor.fixing import FixOptions
-    from shipyard_doctor.fixrun import FixSession, Mode
-    from shipyard_doctor.journal import Journal
+    from shipyard_doctor.fixengine.fixing import FixOptions
+    from shipyard_doctor.fixengine.fixrun import FixSession, Mode
+    from shipyard_doctor.fixengine.journal import Journal
 
     config = reload.config()
     if args.dry_run:
@@ -80,7 +80,7 @@ class Recheck:
         return load_effective_config(self.args, self.env)
 
     def __call__(self, check_id: str) -> CheckRun:
-        from shipyard_doctor.host import Host
+        from shipyard_doctor.host.gateway import Host
         from shipyard_doctor.runner import Selection, order_checks, run_checks
 
         config = self.config()
@@ -106,7 +106,7 @@ def fix_after_check(
 def fix_command(args: argparse.Namespace, env: Environment) -> int:
     """`shipyard-doctor fix ID`: run the checks that fix repairs, then the fix."""
     from shipyard_doctor.cli import load_effective_config
-    from shipyard_doctor.host import Host
+    from shipyard_doctor.host.gateway import Host
     from shipyard_doctor.registry import discover
     from shipyard_doctor.runner import Selection, order_checks, run_checks
 
@@ -143,7 +143,7 @@ def fix_command(args: argparse.Namespace, env: Environment) -> int:
 
 def undo_command(args: argparse.Namespace, env: Environment) -> int:
     from shipyard_doctor.cli import load_effective_config
-    from shipyard_doctor.journal import Journal
+    from shipyard_doctor.fixengine.journal import Journal
 
     journal = Journal(load_effective_config(args, env).fix.journal_dir)
     if args.list:

@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
-from shipyard_doctor.host import Host
+from shipyard_doctor.host.gateway import Host
 from shipyard_doctor.model import CheckRun, Result, Status
 from shipyard_doctor.registry import BrokenPlugin, CheckPlugin, Registry
 

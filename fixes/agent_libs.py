@@ -23,9 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shipyard_doctor.agent import CONTAINER, wrapper_path, wrapper_script
-from shipyard_doctor.elf import ElfError, read_elf
-from shipyard_doctor.fixing import (
+from shipyard_doctor.fixengine.fixing import (
     Fix,
     FixOptions,
     Plan,
@@ -34,12 +32,14 @@ from shipyard_doctor.fixing import (
     Symlink,
     WriteFile,
 )
-from shipyard_doctor.ldso import LdCacheError, read_ld_so_cache
-from shipyard_doctor.mounts import nearest_existing
+from shipyard_doctor.host.agent import CONTAINER, wrapper_path, wrapper_script
+from shipyard_doctor.host.elf import ElfError, read_elf
+from shipyard_doctor.host.ldso import LdCacheError, read_ld_so_cache
+from shipyard_doctor.host.mounts import nearest_existing
 
 if TYPE_CHECKING:
-    from shipyard_doctor.host import Host
-    from shipyard_doctor.journal import RunJournal
+    from shipyard_doctor.fixengine.journal import RunJournal
+    from shipyard_doctor.host.gateway import Host
     from shipyard_doctor.model import Result
 
 CONF_NAME = "shipyard-doctor.conf"

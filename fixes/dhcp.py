@@ -34,8 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from shipyard_doctor import netinfo
-from shipyard_doctor.fixing import (
+from shipyard_doctor.fixengine.fixing import (
     Action,
     Fix,
     FixError,
@@ -44,11 +43,12 @@ from shipyard_doctor.fixing import (
     RunCommand,
     Step,
 )
-from shipyard_doctor.host import Host, in_own_netns
+from shipyard_doctor.host import netinfo
+from shipyard_doctor.host.gateway import Host, in_own_netns
 from shipyard_doctor.model import Result
 
 if TYPE_CHECKING:
-    from shipyard_doctor.journal import RunJournal
+    from shipyard_doctor.fixengine.journal import RunJournal
 
 CHECK = "dhcp"
 FAILING = ("no-address", "link-local")  # the check's states of a failed interface

@@ -19,13 +19,13 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from shipyard_doctor.config import DEFAULT_DOCKER_SOCKET
-from shipyard_doctor.daemonconf import read_json_object
-from shipyard_doctor.dockerapi import make_client
-from shipyard_doctor.dockerstate import same_endpoint
-from shipyard_doctor.fixing import Action, Fix, FixOptions, Plan
+from shipyard_doctor.fixengine.fixing import Action, Fix, FixOptions, Plan
+from shipyard_doctor.host.daemonconf import read_json_object
+from shipyard_doctor.host.dockerapi import make_client
+from shipyard_doctor.host.dockerstate import same_endpoint
 
 if TYPE_CHECKING:
-    from shipyard_doctor.host import Host
+    from shipyard_doctor.host.gateway import Host
     from shipyard_doctor.model import Result
 
 #: Seconds for a removal: a forced remove kills the container first.

@@ -15,10 +15,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from shipyard_doctor import daemonconf, restart, tcproutes
-from shipyard_doctor.agent import agent_version, find_agent_binary
-from shipyard_doctor.dockerapi import parse_endpoint, probe
-from shipyard_doctor.fixing import (
+from shipyard_doctor.fixengine import restart
+from shipyard_doctor.fixengine.fixing import (
     Fix,
     FixOptions,
     Plan,
@@ -27,12 +25,15 @@ from shipyard_doctor.fixing import (
     Symlink,
     WriteFile,
 )
+from shipyard_doctor.host import daemonconf, tcproutes
+from shipyard_doctor.host.agent import agent_version, find_agent_binary
+from shipyard_doctor.host.dockerapi import parse_endpoint, probe
 
 if TYPE_CHECKING:
-    from shipyard_doctor.daemonconf import DaemonSetup, UnitSetup
-    from shipyard_doctor.host import Host
+    from shipyard_doctor.host.daemonconf import DaemonSetup, UnitSetup
+    from shipyard_doctor.host.gateway import Host
+    from shipyard_doctor.host.tcproutes import Route
     from shipyard_doctor.model import Result
-    from shipyard_doctor.tcproutes import Route
 
 # A Go string constant sits among the binary's other strings with no separator:
 # only digits and dots around it end the match (agent.go: const VERSION = "0.3.1").

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from shipyard_doctor import daemonconf, iptables, restart
-from shipyard_doctor.fixing import Fix, FixOptions, Plan, RunCommand, Step
+from shipyard_doctor.fixengine import restart
+from shipyard_doctor.fixengine.fixing import Fix, FixOptions, Plan, RunCommand, Step
+from shipyard_doctor.host import daemonconf, iptables
 
 if TYPE_CHECKING:
-    from shipyard_doctor.host import Host
+    from shipyard_doctor.host.gateway import Host
     from shipyard_doctor.model import Result
 
 FORWARD_ON = ("sysctl", "-w", "net.ipv4.ip_forward=1")

@@ -20,9 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shipyard_doctor.config import DEFAULT_PATH, ENV_VAR, StackConfig
-from shipyard_doctor.dockerapi import make_client
-from shipyard_doctor.fixes.docker_state import REMOVE_TIMEOUT, remove_container
-from shipyard_doctor.fixing import (
+from shipyard_doctor.fixengine.fixing import (
     Action,
     Fix,
     FixOptions,
@@ -31,13 +29,20 @@ from shipyard_doctor.fixing import (
     Step,
     WriteFile,
 )
-from shipyard_doctor.host import ProcessInfo
-from shipyard_doctor.processes import process_service, running, start_time, terminate
-from shipyard_doctor.sockets import Bind, try_bind
-from shipyard_doctor.tomledit import TomlEditError, set_value
+from shipyard_doctor.fixengine.tomledit import TomlEditError, set_value
+from shipyard_doctor.fixes.docker_state import REMOVE_TIMEOUT, remove_container
+from shipyard_doctor.host.dockerapi import make_client
+from shipyard_doctor.host.gateway import ProcessInfo
+from shipyard_doctor.host.processes import (
+    process_service,
+    running,
+    start_time,
+    terminate,
+)
+from shipyard_doctor.host.sockets import Bind, try_bind
 
 if TYPE_CHECKING:
-    from shipyard_doctor.host import Host
+    from shipyard_doctor.host.gateway import Host
     from shipyard_doctor.model import Result
 
 #: Processes never stopped to free a port: Docker itself and its port proxies.

@@ -22,13 +22,13 @@ from pathlib import Path
 import pytest
 from doctor_cli import DoctorRun, run_doctor
 from infra import ManagedProcess, Netns, stop_process
-from shipyard_doctor.dhcp import (
+from shipyard_doctor.host.dhcp import (
     parse_client_argv,
     parse_dhclient_leases,
     parse_lease_file,
 )
-from shipyard_doctor.dhcpwire import build_discover, parse_dhcp_message
-from shipyard_doctor.netinfo import Interface
+from shipyard_doctor.host.dhcpwire import build_discover, parse_dhcp_message
+from shipyard_doctor.host.netinfo import Interface
 
 DATA = Path(__file__).parent / "data" / "dhcp"
 IFACE = "dc0"  # the name the recorded lease files carry

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from doctor_cli import run_doctor
-from shipyard_doctor.compat import (
+from shipyard_doctor.host.compat import (
     Schema1Pull,
     daemon_message,
     default_min_api,

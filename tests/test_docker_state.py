@@ -18,8 +18,8 @@ import pytest
 from conftest import infra_setup
 from doctor_cli import run_doctor
 from infra import Dockerd, InfraMissing, Netns, build_busybox_image, tag_image
-from shipyard_doctor.daemonconf import parse_dockerd_argv
-from shipyard_doctor.dockerstate import client_endpoints
+from shipyard_doctor.host.daemonconf import parse_dockerd_argv
+from shipyard_doctor.host.dockerstate import client_endpoints
 
 DOCKERD_TOOLS = ("dockerd", "containerd", "runc", "iptables", "busybox", "nsenter")
 

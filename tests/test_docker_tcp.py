@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from doctor_cli import run_doctor
 from infra import Dockerd
-from shipyard_doctor.daemonconf import parse_api_address
+from shipyard_doctor.host.daemonconf import parse_api_address
 
 DATA = Path(__file__).parent / "data" / "systemd"
 TCP = "tcp://127.0.0.1:4243"

@@ -4,8 +4,13 @@ real file (tail of a large one, the last start attempt only)."""
 from __future__ import annotations
 
 from shipyard_doctor.config import Config, DockerConfig
-from shipyard_doctor.dockerlog import DaemonLog, daemon_log, known_causes, tail_lines
-from shipyard_doctor.host import Host
+from shipyard_doctor.host.dockerlog import (
+    DaemonLog,
+    daemon_log,
+    known_causes,
+    tail_lines,
+)
+from shipyard_doctor.host.gateway import Host
 
 # Recorded on this machine (Debian 12, docker.io 20.10.24+dfsg1): dockerd started in
 # a test namespace with its own root under /tmp, one failure at a time; stderr as

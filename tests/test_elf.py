@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 from infra import missing
-from shipyard_doctor.elf import ElfError, read_elf
-from shipyard_doctor.ldso import (
+from shipyard_doctor.host.elf import ElfError, read_elf
+from shipyard_doctor.host.ldso import (
     LoaderView,
     closest_installed,
     parse_ld_so_cache,

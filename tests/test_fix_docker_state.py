@@ -122,7 +122,7 @@ def test_the_default_socket_means_unset_and_the_default_context(tmp_path):
     # files written by the docker CLI are in the test above; here none exist.
     from shipyard_doctor.config import Config
     from shipyard_doctor.fixes.docker_state import client_commands
-    from shipyard_doctor.host import Host
+    from shipyard_doctor.host.gateway import Host
 
     host = Host(Config(), {"HOME": str(tmp_path)})
     clients = [

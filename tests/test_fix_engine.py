@@ -15,10 +15,17 @@ import pytest
 from shipyard_doctor.cli import main
 from shipyard_doctor.config import Config
 from shipyard_doctor.context import Environment
-from shipyard_doctor.fixing import Action, Fix, FixOptions, Plan, RunCommand, WriteFile
-from shipyard_doctor.fixrun import FixSession, Mode, Outcome
-from shipyard_doctor.host import Host
-from shipyard_doctor.journal import FixLocked, Journal
+from shipyard_doctor.fixengine.fixing import (
+    Action,
+    Fix,
+    FixOptions,
+    Plan,
+    RunCommand,
+    WriteFile,
+)
+from shipyard_doctor.fixengine.fixrun import FixSession, Mode, Outcome
+from shipyard_doctor.fixengine.journal import FixLocked, Journal
+from shipyard_doctor.host.gateway import Host
 from shipyard_doctor.model import Check, CheckRun, Result
 from shipyard_doctor.registry import CheckPlugin, FixPlugin, Registry
 
@@ -192,7 +199,7 @@ def test_undo_runs_inverses_and_lists_what_it_cannot_reverse(tmp_path):
 
 HOLD = """
 import sys, time
-from shipyard_doctor.journal import Journal
+from shipyard_doctor.fixengine.journal import Journal
 with Journal(sys.argv[1]).lock(["shipyard-doctor", "check", "--fix"]):
     print("locked", flush=True)
     time.sleep(30)

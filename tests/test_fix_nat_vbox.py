@@ -14,11 +14,11 @@ import test_nat_vbox
 from doctor_cli import run_doctor
 from shipyard_doctor.checks.nat_vbox import _host_side
 from shipyard_doctor.config import Config
+from shipyard_doctor.fixengine.fixing import FixOptions
 from shipyard_doctor.fixes.nat_vbox import NatVboxFix
-from shipyard_doctor.fixing import FixOptions
-from shipyard_doctor.host import Host
+from shipyard_doctor.host.gateway import Host
+from shipyard_doctor.host.vbox import HostVms, browser_ports, parse_showvminfo
 from shipyard_doctor.model import Result
-from shipyard_doctor.vbox import HostVms, browser_ports, parse_showvminfo
 
 nat_guest = test_nat_vbox.nat_guest  # the fixture, shared
 RECORDED = (test_nat_vbox.DATA / "showvminfo-vagrant-nat.txt").read_text()

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from doctor_cli import run_doctor
 from infra import Netns, stop_process, wait_listening
-from shipyard_doctor.processes import cgroup_path, process_service, service_of
-from shipyard_doctor.tomledit import TomlEditError, set_value
+from shipyard_doctor.fixengine.tomledit import TomlEditError, set_value
+from shipyard_doctor.host.processes import cgroup_path, process_service, service_of
 
 REPO = Path(__file__).resolve().parents[1]
 

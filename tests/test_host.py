@@ -7,7 +7,7 @@ import subprocess
 import time
 
 from shipyard_doctor.config import Config
-from shipyard_doctor.host import Host
+from shipyard_doctor.host.gateway import Host
 
 
 def test_finds_a_2014_style_docker_daemon(tmp_path):

@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 
 import pytest
-from shipyard_doctor.host import ProcessInfo
-from shipyard_doctor.iptables import (
+from shipyard_doctor.host.gateway import ProcessInfo
+from shipyard_doctor.host.iptables import (
     daemon_firewall,
     docker_dnats,
     forward_blocker,

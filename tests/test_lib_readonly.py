@@ -18,7 +18,12 @@ from pathlib import Path
 import pytest
 from doctor_cli import run_doctor
 from infra import missing
-from shipyard_doctor.mounts import mount_for, parse_mountinfo, read_mountinfo, unescape
+from shipyard_doctor.host.mounts import (
+    mount_for,
+    parse_mountinfo,
+    read_mountinfo,
+    unescape,
+)
 
 DATA = Path(__file__).parent / "data" / "mountinfo"
 

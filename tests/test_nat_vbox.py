@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 from doctor_cli import run_doctor
 from infra import Netns
-from shipyard_doctor.stacks import load_stack
-from shipyard_doctor.vbox import (
+from shipyard_doctor.host.vbox import (
     Forward,
     browser_ports,
     missing_forwards,
@@ -22,6 +21,7 @@ from shipyard_doctor.vbox import (
     read_dmi,
     unplugged,
 )
+from shipyard_doctor.stacks import load_stack
 
 DATA = Path(__file__).parent / "data" / "vbox"
 V1_WEB = browser_ports(load_stack("v1"), {})

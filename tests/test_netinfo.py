@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from shipyard_doctor.netinfo import parse_routes
+from shipyard_doctor.host.netinfo import parse_routes
 
 DATA = Path(__file__).parent / "data" / "proc"
 
@@ -28,8 +28,8 @@ def test_parse_recorded_routes():
 PROBE = """
 import json
 from shipyard_doctor.config import Config
-from shipyard_doctor.host import Host
-from shipyard_doctor.netinfo import interfaces, routes
+from shipyard_doctor.host.gateway import Host
+from shipyard_doctor.host.netinfo import interfaces, routes
 host = Host(Config())
 print(json.dumps({
     "interfaces": {i.name: {"kind": i.kind, "up": i.up, "carrier": i.carrier,

@@ -203,7 +203,7 @@ def test_a_second_fix_run_gets_exit_4(plugin_path, tmp_path):
     marker, config, env = fix_env(plugin_path, tmp_path)
     marker.write_text("bad\n")
     hold = (
-        "import sys, time\nfrom shipyard_doctor.journal import Journal\n"
+        "import sys, time\nfrom shipyard_doctor.fixengine.journal import Journal\n"
         "with Journal(sys.argv[1]).lock(['shipyard-doctor', 'fix', 'x']):\n"
         "    print('locked', flush=True)\n    time.sleep(30)\n"
     )

@@ -7,7 +7,7 @@ import threading
 import time
 
 from shipyard_doctor.config import Config
-from shipyard_doctor.host import Host
+from shipyard_doctor.host.gateway import Host
 from shipyard_doctor.model import Check, Result, Status
 from shipyard_doctor.registry import BrokenPlugin, CheckPlugin, FixPlugin, Registry
 from shipyard_doctor.runner import Selection, order_checks, run_checks

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from shipyard_doctor.sockets import Bind, parse_proc_net_tcp, try_bind
+from shipyard_doctor.host.sockets import Bind, parse_proc_net_tcp, try_bind
 
 DATA = Path(__file__).parent / "data" / "proc"
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from conftest import infra_setup
 from infra import InfraMissing, missing
-from shipyard_doctor import daemonconf, tcproutes
 from shipyard_doctor.config import Config, DockerConfig, HostConfig
-from shipyard_doctor.daemonconf import parse_dockerd_argv, parse_listen_stream
-from shipyard_doctor.host import Host
-from shipyard_doctor.systemd import (
+from shipyard_doctor.host import daemonconf, tcproutes
+from shipyard_doctor.host.daemonconf import parse_dockerd_argv, parse_listen_stream
+from shipyard_doctor.host.gateway import Host
+from shipyard_doctor.host.systemd import (
     command_argv,
     exec_property_argvs,
     load_unit,

@@ -10,7 +10,7 @@ from shipyard_doctor.model import SCHEMA_VERSION, Report
 from shipyard_doctor.registry import Registry
 
 if TYPE_CHECKING:
-    from shipyard_doctor.fixrun import FixReport
+    from shipyard_doctor.fixengine.fixrun import FixReport
 
 
 def render_report(

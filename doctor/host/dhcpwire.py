@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from shipyard_doctor.host import Host
-    from shipyard_doctor.netinfo import Interface
+    from shipyard_doctor.host.gateway import Host
+    from shipyard_doctor.host.netinfo import Interface
 
 IPv4 = ipaddress.IPv4Address
 

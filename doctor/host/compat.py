@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from shipyard_doctor.dockerapi import make_client
+from shipyard_doctor.host.dockerapi import make_client
 
 if TYPE_CHECKING:
-    from shipyard_doctor.host import Host
+    from shipyard_doctor.host.gateway import Host
 
 Version = tuple[int, ...]
 

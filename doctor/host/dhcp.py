@@ -25,13 +25,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shipyard_doctor import netinfo
-from shipyard_doctor.dhcpwire import MAGIC_COOKIE, IPv4, parse_dhcp_message
-from shipyard_doctor.host import in_own_netns
+from shipyard_doctor.host import netinfo
+from shipyard_doctor.host.dhcpwire import MAGIC_COOKIE, IPv4, parse_dhcp_message
+from shipyard_doctor.host.gateway import in_own_netns
 
 if TYPE_CHECKING:
-    from shipyard_doctor.host import Host, ProcessInfo
-    from shipyard_doctor.netinfo import Interface
+    from shipyard_doctor.host.gateway import Host, ProcessInfo
+    from shipyard_doctor.host.netinfo import Interface
 
 #: Process names of the DHCP clients a Linux Docker host is likely to run.
 CLIENT_NAMES = frozenset(

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from shipyard_doctor.elf import ElfError, ElfFile, read_elf
+from shipyard_doctor.host.elf import ElfError, ElfFile, read_elf
 
 NEW_MAGIC = b"glibc-ld.so.cache1.1"
 OLD_MAGIC = b"ld.so-1.7.0"

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shipyard_doctor.systemd import DOCKER_SERVICE, systemd_running
+from shipyard_doctor.host.systemd import DOCKER_SERVICE, systemd_running
 
 if TYPE_CHECKING:
-    from shipyard_doctor.host import Host
+    from shipyard_doctor.host.gateway import Host
 
 TAIL = 50
 LOG_FILES = ("/var/log/docker.log", "/var/log/upstart/docker.log")

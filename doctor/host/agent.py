@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from shipyard_doctor.host import Host
+    from shipyard_doctor.host.gateway import Host
 
 DEFAULT_BINARY = "/opt/shipyard/bin/shipyard-agent"
 CONTAINER = (

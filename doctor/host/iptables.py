@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shipyard_doctor.commands import CommandResult
-from shipyard_doctor.daemonconf import setup_from_argv
-from shipyard_doctor.dockerapi import make_client
-from shipyard_doctor.host import in_own_netns
+from shipyard_doctor.host.commands import CommandResult
+from shipyard_doctor.host.daemonconf import setup_from_argv
+from shipyard_doctor.host.dockerapi import make_client
+from shipyard_doctor.host.gateway import in_own_netns
 
 if TYPE_CHECKING:
-    from shipyard_doctor.host import Host, ProcessInfo
+    from shipyard_doctor.host.gateway import Host, ProcessInfo
 
 
 # --- iptables-save -------------------------------------------------------------------

@@ -15,18 +15,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from shipyard_doctor.daemonconf import (
+from shipyard_doctor.errors import DoctorError
+from shipyard_doctor.host.daemonconf import (
     read_json_object,
     setup_from_argv,
 )
-from shipyard_doctor.dockerapi import Endpoint, make_client, parse_endpoint
-from shipyard_doctor.errors import DoctorError
-from shipyard_doctor.host import in_own_netns
+from shipyard_doctor.host.dockerapi import Endpoint, make_client, parse_endpoint
+from shipyard_doctor.host.gateway import in_own_netns
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from shipyard_doctor.host import Container, Host
+    from shipyard_doctor.host.gateway import Container, Host
     from shipyard_doctor.stacks import Stack
 
 

@@ -19,9 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from shipyard_doctor import commands, sockets
 from shipyard_doctor.config import Config
-from shipyard_doctor.dockerapi import DockerProbe, make_client, parse_endpoint, probe
+from shipyard_doctor.host import commands, sockets
+from shipyard_doctor.host.dockerapi import (
+    DockerProbe,
+    make_client,
+    parse_endpoint,
+    probe,
+)
 from shipyard_doctor.stacks import Stack, load_stack
 
 T = TypeVar("T")

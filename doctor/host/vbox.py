@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shipyard_doctor import netinfo
+from shipyard_doctor.host import netinfo
 from shipyard_doctor.stacks import HostPort, Stack
 
 if TYPE_CHECKING:
-    from shipyard_doctor.host import Host
+    from shipyard_doctor.host.gateway import Host
 
 # systemd-detect-virt's DMI table (src/basic/virt.c) names VirtualBox by the product
 # "VirtualBox" or by the vendor "innotek GmbH"; VirtualBox 7 reports the vendor

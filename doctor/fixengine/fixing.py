@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, ClassVar
 from shipyard_doctor.errors import DoctorError, ExitCode
 
 if TYPE_CHECKING:
-    from shipyard_doctor.host import Host
-    from shipyard_doctor.journal import RunJournal
+    from shipyard_doctor.fixengine.journal import RunJournal
+    from shipyard_doctor.host.gateway import Host
     from shipyard_doctor.model import Result
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from shipyard_doctor.host import Host
+    from shipyard_doctor.host.gateway import Host
 
 #: sd_booted(3): this directory exists exactly when systemd is the init system.
 SYSTEMD_RUNTIME_DIR = Path("/run/systemd/system")

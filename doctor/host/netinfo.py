@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from shipyard_doctor.host import Host
+    from shipyard_doctor.host.gateway import Host
 
 LINK_LOCAL = ipaddress.IPv4Network("169.254.0.0/16")
 

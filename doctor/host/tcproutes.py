@@ -12,10 +12,10 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from shipyard_doctor.daemonconf import DaemonSetup, UnitSetup, setup_from_argv
+from shipyard_doctor.host.daemonconf import DaemonSetup, UnitSetup, setup_from_argv
 
 if TYPE_CHECKING:
-    from shipyard_doctor.host import Host
+    from shipyard_doctor.host.gateway import Host
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,11 @@ import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from shipyard_doctor import daemonconf, systemd
+from shipyard_doctor.host import daemonconf, systemd
 
 if TYPE_CHECKING:
-    from shipyard_doctor.daemonconf import DaemonSetup
-    from shipyard_doctor.host import Host
+    from shipyard_doctor.host.daemonconf import DaemonSetup
+    from shipyard_doctor.host.gateway import Host
 
 Argv = tuple[str, ...]
 

@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from shipyard_doctor.dockerapi import DockerProbe, parse_endpoint, probe
-from shipyard_doctor.host import in_own_netns
-from shipyard_doctor.systemd import command_argv, docker_units, unit_environment
+from shipyard_doctor.host.dockerapi import DockerProbe, parse_endpoint, probe
+from shipyard_doctor.host.gateway import in_own_netns
+from shipyard_doctor.host.systemd import command_argv, docker_units, unit_environment
 
 if TYPE_CHECKING:
-    from shipyard_doctor.host import Host, ProcessInfo
-    from shipyard_doctor.sockets import Listener
-    from shipyard_doctor.systemd import Unit
+    from shipyard_doctor.host.gateway import Host, ProcessInfo
+    from shipyard_doctor.host.sockets import Listener
+    from shipyard_doctor.host.systemd import Unit
 
 DEFAULT_UNIX = "unix:///var/run/docker.sock"  # dockerd's default without any host
 DEFAULT_CONFIG_FILE = "/etc/docker/daemon.json"
