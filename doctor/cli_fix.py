@@ -11,8 +11,8 @@ from shipyard_doctor.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
     from shipyard_doctor.config import Config
-    from shipyard_doctor.fixengine.fixing import Plan
     from shipyard_doctor.fixengine.fixrun import FixReport, FixSession
+    from shipyard_doctor.fixing import Plan
     from shipyard_doctor.host.gateway import Host
     from shipyard_doctor.model import CheckRun
     from shipyard_doctor.registry import Registry
@@ -39,9 +39,9 @@ def session(
     registry: Registry,
     reload: Recheck,
 ) -> FixSession:
-    from shipyard_doctor.fixengine.fixing import FixOptions
     from shipyard_doctor.fixengine.fixrun import FixSession, Mode
     from shipyard_doctor.fixengine.journal import Journal
+    from shipyard_doctor.fixing import FixOptions
 
     config = reload.config()
     if args.dry_run:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shipyard_doctor.fixengine.fixing import (
+from shipyard_doctor.fixing import (
     Fix,
     FixOptions,
     Plan,

@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from shipyard_doctor.fixengine.fixing import (
+from shipyard_doctor.fixing import (
     Action,
     Fix,
     FixError,

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from shipyard_doctor.config import DEFAULT_DOCKER_SOCKET
-from shipyard_doctor.fixengine.fixing import Action, Fix, FixOptions, Plan
+from shipyard_doctor.fixing import Action, Fix, FixOptions, Plan
 from shipyard_doctor.host.daemonconf import read_json_object
 from shipyard_doctor.host.dockerapi import make_client
 from shipyard_doctor.host.dockerstate import same_endpoint

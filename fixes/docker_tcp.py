@@ -16,7 +16,7 @@ import os
 from typing import TYPE_CHECKING
 
 from shipyard_doctor.fixengine import restart
-from shipyard_doctor.fixengine.fixing import (
+from shipyard_doctor.fixing import (
     Fix,
     FixOptions,
     Plan,

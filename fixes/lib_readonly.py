@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from shipyard_doctor.fixengine.fixing import Fix, FixOptions, Plan, WriteFile
+from shipyard_doctor.fixing import Fix, FixOptions, Plan, WriteFile
 from shipyard_doctor.host.mounts import nearest_existing
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from shipyard_doctor.fixengine import restart
-from shipyard_doctor.fixengine.fixing import Fix, FixOptions, Plan, RunCommand, Step
+from shipyard_doctor.fixing import Fix, FixOptions, Plan, RunCommand, Step
 from shipyard_doctor.host import daemonconf, iptables
 
 if TYPE_CHECKING:

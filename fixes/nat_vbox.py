@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from shipyard_doctor.fixengine.fixing import Fix, FixOptions, Plan, RunCommand
+from shipyard_doctor.fixing import Fix, FixOptions, Plan, RunCommand
 from shipyard_doctor.host import vbox
 from shipyard_doctor.host.gateway import Host
 from shipyard_doctor.model import Result

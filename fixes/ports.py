@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shipyard_doctor.config import DEFAULT_PATH, ENV_VAR, StackConfig
-from shipyard_doctor.fixengine.fixing import (
+from shipyard_doctor.fixengine.tomledit import TomlEditError, set_value
+from shipyard_doctor.fixes.docker_state import REMOVE_TIMEOUT, remove_container
+from shipyard_doctor.fixing import (
     Action,
     Fix,
     FixOptions,
@@ -29,8 +31,6 @@ from shipyard_doctor.fixengine.fixing import (
     Step,
     WriteFile,
 )
-from shipyard_doctor.fixengine.tomledit import TomlEditError, set_value
-from shipyard_doctor.fixes.docker_state import REMOVE_TIMEOUT, remove_container
 from shipyard_doctor.host.dockerapi import make_client
 from shipyard_doctor.host.gateway import ProcessInfo
 from shipyard_doctor.host.processes import (

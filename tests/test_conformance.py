@@ -47,7 +47,7 @@ def test_every_check_is_documented_in_readme():
 
 
 def test_every_fix_is_a_fix_and_documented_in_readme():
-    from shipyard_doctor.fixengine.fixing import Fix
+    from shipyard_doctor.fixing import Fix
 
     for fix in discover().fixes.values():
         assert issubclass(fix.cls, Fix), f"{fix.id} is not a shipyard_doctor Fix"

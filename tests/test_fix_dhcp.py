@@ -26,8 +26,8 @@ import test_dhcp
 from doctor_cli import DoctorRun, run_doctor
 from infra import ManagedProcess, stop_process
 from shipyard_doctor.config import Config
-from shipyard_doctor.fixengine.fixing import FixOptions
 from shipyard_doctor.fixes.dhcp import DhcpFix
+from shipyard_doctor.fixing import FixOptions
 from shipyard_doctor.host.dhcp import parse_dhclient_leases
 from shipyard_doctor.host.gateway import Host
 from shipyard_doctor.model import Result

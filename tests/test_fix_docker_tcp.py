@@ -25,7 +25,6 @@ import pytest
 from doctor_cli import run_doctor
 from infra import Dockerd, ManagedProcess, Netns, missing, require_tools
 from shipyard_doctor.config import load_config
-from shipyard_doctor.fixengine.fixing import FixOptions, Symlink, WriteFile
 from shipyard_doctor.fixengine.restart import SYSTEMCTL_RESTART, Restart
 from shipyard_doctor.fixes.docker_tcp import (
     DockerTcpFix,
@@ -36,6 +35,7 @@ from shipyard_doctor.fixes.docker_tcp import (
     route_steps,
     undo_restart,
 )
+from shipyard_doctor.fixing import FixOptions, Symlink, WriteFile
 from shipyard_doctor.host.daemonconf import unit_setup
 from shipyard_doctor.host.gateway import Host
 from shipyard_doctor.model import Result

@@ -15,7 +15,9 @@ import pytest
 from shipyard_doctor.cli import main
 from shipyard_doctor.config import Config
 from shipyard_doctor.context import Environment
-from shipyard_doctor.fixengine.fixing import (
+from shipyard_doctor.fixengine.fixrun import FixSession, Mode, Outcome
+from shipyard_doctor.fixengine.journal import FixLocked, Journal
+from shipyard_doctor.fixing import (
     Action,
     Fix,
     FixOptions,
@@ -23,8 +25,6 @@ from shipyard_doctor.fixengine.fixing import (
     RunCommand,
     WriteFile,
 )
-from shipyard_doctor.fixengine.fixrun import FixSession, Mode, Outcome
-from shipyard_doctor.fixengine.journal import FixLocked, Journal
 from shipyard_doctor.host.gateway import Host
 from shipyard_doctor.model import Check, CheckRun, Result
 from shipyard_doctor.registry import CheckPlugin, FixPlugin, Registry

@@ -14,8 +14,8 @@ import test_nat_vbox
 from doctor_cli import run_doctor
 from shipyard_doctor.checks.nat_vbox import _host_side
 from shipyard_doctor.config import Config
-from shipyard_doctor.fixengine.fixing import FixOptions
 from shipyard_doctor.fixes.nat_vbox import NatVboxFix
+from shipyard_doctor.fixing import FixOptions
 from shipyard_doctor.host.gateway import Host
 from shipyard_doctor.host.vbox import HostVms, browser_ports, parse_showvminfo
 from shipyard_doctor.model import Result

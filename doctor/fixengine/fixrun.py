@@ -17,8 +17,8 @@ from enum import StrEnum
 from typing import Any
 
 from shipyard_doctor.errors import DoctorError
-from shipyard_doctor.fixengine.fixing import FixError, FixOptions, Plan
 from shipyard_doctor.fixengine.journal import Journal, RunJournal
+from shipyard_doctor.fixing import FixError, FixOptions, Plan
 from shipyard_doctor.model import CheckRun, Status
 from shipyard_doctor.registry import Registry
 

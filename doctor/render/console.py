@@ -24,8 +24,8 @@ from shipyard_doctor.render.text import (
 )
 
 if TYPE_CHECKING:
-    from shipyard_doctor.fixengine.fixing import Plan
     from shipyard_doctor.fixengine.fixrun import FixReport
+    from shipyard_doctor.fixing import Plan
 
 SYMBOL = {
     Status.OK: ("✓", "green"),

@@ -14,8 +14,8 @@ from shipyard_doctor.model import CheckRun, Report, Status
 from shipyard_doctor.registry import Registry
 
 if TYPE_CHECKING:
-    from shipyard_doctor.fixengine.fixing import Plan
     from shipyard_doctor.fixengine.fixrun import FixReport
+    from shipyard_doctor.fixing import Plan
 
 LABEL = {
     Status.OK: "ok",
