@@ -31,6 +31,7 @@ class DockerTcpCheck(Check):
     id = "docker-tcp"
     title = "Docker API on TCP for the Shipyard agent"
     category = "docker"
+    presumes = ("docker-daemon",)  # no daemon, no API on TCP either
 
     def run(self, host: Host) -> Result:
         tcp = daemonconf.tcp_probe(host)

@@ -298,7 +298,9 @@ def _check(args: argparse.Namespace, env: Environment) -> int:
         from shipyard_doctor.render import console, text
 
         view = console if env.rich_output else text
-        view.render_report(report, env.stdout, verbose=args.verbose)
+        view.render_report(
+            report, env.stdout, verbose=args.verbose, offer_fixes=not fixing
+        )
         if not fixing:
             return ExitCode.PROBLEMS if report.failed else ExitCode.OK
         fix_reports, code = _fixes(args, env, registry, runs, host)
@@ -326,11 +328,10 @@ def _run(
 
     if args.json or not env.rich_output:
         return run_checks(registry, selection, host, timeout)
-    from rich.console import Console
+    from shipyard_doctor.render.console import check_spinner
 
-    status_console = Console(file=env.stderr)
-    with status_console.status(f"running {len(selection.ids)} checks…"):
-        return run_checks(registry, selection, host, timeout)
+    with check_spinner(selection.ids, env.stderr) as progress:
+        return run_checks(registry, selection, host, timeout, progress)
 
 
 def _list(args: argparse.Namespace, env: Environment) -> int:

@@ -88,6 +88,11 @@ class Check:
     title: ClassVar[str]
     category: ClassVar[str] = "general"
     requires: ClassVar[tuple[str, ...]] = ()
+    # Checks whose failure this one's follows from (docker-tcp cannot answer while
+    # docker-daemon is down). Unlike ``requires`` the check still runs (its findings
+    # are in --json and -v), but while one of them fails the default view says so in
+    # one line instead of repeating the failure in this check's words.
+    presumes: ClassVar[tuple[str, ...]] = ()
 
     def run(self, host: Host) -> Result:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -103,6 +108,7 @@ class CheckRun:
     result: Result
     duration: float = 0.0
     ignored: bool = False
+    presumes: tuple[str, ...] = ()  # the check's ``presumes``, for the view
 
     @property
     def status(self) -> Status:

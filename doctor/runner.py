@@ -199,7 +199,10 @@ def _identity(
     plugin = registry.checks.get(check_id)
     if plugin is None:
         return CheckRun(check_id, check_id, "plugins", result, duration)
-    return CheckRun(plugin.id, plugin.title, plugin.category, result, duration)
+    presumes = tuple(getattr(plugin.cls, "presumes", ()))
+    return CheckRun(
+        plugin.id, plugin.title, plugin.category, result, duration, presumes=presumes
+    )
 
 
 def _broken(broken: BrokenPlugin) -> CheckRun:

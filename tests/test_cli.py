@@ -128,9 +128,13 @@ def test_plain_text_rendering():
     assert "  ok       docker-daemon: Docker 28.2 answers" in lines
     assert "  FAILURE  ports: port 8000 already in use" in lines
     assert "             -> stop it" in lines
-    assert "             fixes available: ports" in lines
+    assert "             fix: shipyard-doctor fix ports" in lines
     assert "endpoint: x" not in out.getvalue()  # ok evidence only with -v
-    assert lines[-1] == "3 checks: 1 ok, 1 warning, 1 failure — problems found"
+    assert lines[-3] == "3 checks: 1 ok, 1 warning, 1 failure — problems found"
+    assert " ".join(lines[-2:]) == (
+        "1 problem has an automatic fix: shipyard-doctor check --fix "
+        "(shows each plan first)"
+    )
 
 
 def test_rich_rendering_fixed_width():

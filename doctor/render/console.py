@@ -1,31 +1,38 @@
 """The rich, grouped terminal view: ✓ ! ✗ per check, the hint under each problem.
 
-rich is imported here only, and this module only when stdout is a terminal, so plain
-and JSON runs (and ``--help``) never pay for it.
+It draws the same model of the view as the plain renderer (view.py), with symbols and
+colour. rich is imported here only, and this module only when stdout is a terminal, so
+plain and JSON runs (and ``--help``) never pay for it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from itertools import groupby
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 from shipyard_doctor.model import Report, Status
 from shipyard_doctor.registry import Registry
-from shipyard_doctor.render.text import (
-    closing,
+from shipyard_doctor.render.view import (
+    EVIDENCE_HANG,
+    Layout,
+    Line,
+    Role,
     fix_report_lines,
-    header,
     plan_lines,
-    shows_details,
+    report_lines,
 )
 
 if TYPE_CHECKING:
+    from rich.status import Status as Spinner
     from shipyard_doctor.fixengine.fixrun import FixReport
     from shipyard_doctor.fixing import Plan
+    from shipyard_doctor.model import CheckRun
+    from shipyard_doctor.runner import Progress
 
 SYMBOL = {
     Status.OK: ("✓", "green"),
@@ -34,39 +41,73 @@ SYMBOL = {
     Status.SKIPPED: ("-", "dim"),
     Status.ERROR: ("✗", "bold red"),
 }
+BLOCKED = ("-", "dim")
+DETAIL = " " * 6
+PREFIX = {
+    Role.EVIDENCE: (DETAIL, "dim"),
+    Role.HINT: (DETAIL + "→ ", "cyan"),
+    Role.FIX: (DETAIL, "cyan"),
+    Role.MORE: (DETAIL, "dim"),
+}
+STYLE = {
+    Role.HEADER: "dim",
+    Role.CATEGORY: "bold",
+    Role.PLAN: "bold",
+    Role.DIFF_META: "dim",
+    Role.ADDED: "green",
+    Role.REMOVED: "red",
+    Role.RISK: "yellow",
+    Role.FIX_BAD: "red",
+}
+LAYOUT = Layout(evidence_column=len(DETAIL), hint_column=len(PREFIX[Role.HINT][0]))
 
 
 def make_console(out: TextIO, width: int | None = None) -> Console:
     return Console(file=out, width=width, highlight=False, soft_wrap=False)
 
 
+def line_text(line: Line, failed: bool = False) -> tuple[Text, Text]:
+    """One model line as (prefix, text): the text wraps under itself, after the
+    prefix."""
+    if line.role is Role.CHECK and line.run is not None:
+        run = line.run
+        symbol, style = BLOCKED if line.blocked else SYMBOL[run.status]
+        text = Text.assemble(
+            (run.title, "bold"), " ", (f"({run.id})", "dim"), ": ", line.text
+        )
+        text.append(line.suffix, style="dim")
+        return Text.assemble("  ", (symbol, style), " "), text
+    if line.role in PREFIX:
+        prefix, style = PREFIX[line.role]
+        return Text(prefix, style=style), Text(line.text, style=style)
+    if line.role is Role.COUNTS:
+        return Text(), Text(line.text, style="red" if failed else "green")
+    return Text(), Text(line.text, style=STYLE.get(line.role, ""))
+
+
+def draw(console: Console, prefix: Text, text: Text, extra: int = 0) -> None:
+    """Print ``prefix`` then ``text`` wrapped to the console, continuation lines
+    indented under the text, plus ``extra`` (a hanging indent)."""
+    first, *rest = text.wrap(console, max(console.width - prefix.cell_len, 10))
+    indent = Text(" " * (prefix.cell_len + extra))
+    if rest:
+        rest = list(Text(" ").join(rest).wrap(console, console.width - indent.cell_len))
+    for head, part in ((prefix, first), *((indent, r) for r in rest)):
+        part.rstrip()
+        console.print(Text.assemble(head, part), no_wrap=True, crop=False)
+
+
 def render_report(
-    report: Report, out: TextIO, verbose: bool = False, width: int | None = None
+    report: Report,
+    out: TextIO,
+    verbose: bool = False,
+    width: int | None = None,
+    offer_fixes: bool = True,
 ) -> None:
     console = make_console(out, width)
-    console.print(f"[dim]{escape(header(report))}[/]")
-    for category, runs in groupby(
-        sorted(report.runs, key=lambda r: r.category), key=lambda r: r.category
-    ):
-        console.print(f"\n[bold]{escape(category)}[/]")
-        for run in runs:
-            symbol, style = SYMBOL[run.status]
-            ignored = " [dim]\\[ignored][/]" if run.ignored else ""
-            timing = f" [dim]({run.duration:.2f} s)[/]" if verbose else ""
-            console.print(
-                f"  [{style}]{symbol}[/] [bold]{escape(run.title)}[/] "
-                f"[dim]({run.id})[/]: {escape(run.result.summary)}{ignored}{timing}"
-            )
-            if shows_details(run, verbose):
-                for line in run.result.details:
-                    console.print(f"      [dim]{escape(line)}[/]")
-                for line in run.result.hints:
-                    console.print(f"      [cyan]→ {escape(line)}[/]")
-                if run.result.fixes:
-                    fixes = escape(", ".join(run.result.fixes))
-                    console.print(f"      [cyan]fixes available: {fixes}[/]")
-    style = "red" if report.failed else "green"
-    console.print(f"\n[{style}]{escape(closing(report))}[/]")
+    for line in report_lines(report, LAYOUT, verbose, offer_fixes):
+        extra = EVIDENCE_HANG if line.role is Role.EVIDENCE else 0
+        draw(console, *line_text(line, report.failed), extra)
 
 
 def render_list(registry: Registry, out: TextIO, width: int | None = None) -> None:
@@ -80,8 +121,10 @@ def render_list(registry: Registry, out: TextIO, width: int | None = None) -> No
     console.print(table)
     for broken in registry.broken:
         console.print(
-            f"[red]broken[/] {escape(broken.id)} ({escape(broken.distribution)}): "
-            f"{escape(broken.reason)}"
+            Text.assemble(
+                ("broken", "red"),
+                f" {broken.id} ({broken.distribution}): {broken.reason}",
+            )
         )
 
 
@@ -89,20 +132,7 @@ def render_plan(plan: Plan, out: TextIO) -> None:
     console = make_console(out)
     console.print()
     for line in plan_lines(plan):
-        stripped = line.strip()
-        if line.startswith("fix "):
-            style = "bold"
-        elif stripped.startswith(("+++", "---", "@@")):
-            style = "dim"
-        elif stripped.startswith("+"):
-            style = "green"
-        elif stripped.startswith("-"):
-            style = "red"
-        elif stripped.startswith("risk:"):
-            style = "yellow"
-        else:
-            style = ""
-        console.print(escape(line), style=style or None)
+        console.print(Text(line.text, style=STYLE.get(line.role, "")))
 
 
 def render_fix_reports(reports: Sequence[FixReport], out: TextIO) -> None:
@@ -110,7 +140,54 @@ def render_fix_reports(reports: Sequence[FixReport], out: TextIO) -> None:
         return
     console = make_console(out)
     console.print()
-    good = ("applied", "nothing-to-do", "planned")
     for line in fix_report_lines(reports):
-        bad = line.startswith("fix ") and not any(f": {g} " in line for g in good)
-        console.print(escape(line), style="red" if bad else None)
+        console.print(Text(line.text, style=STYLE.get(line.role, "")))
+
+
+SPINNER_DELAY = 0.5  # seconds: a quick run shows no spinner at all
+
+
+@contextmanager
+def check_spinner(ids: Sequence[str], out: TextIO) -> Iterator[Progress]:
+    """A spinner naming the checks still running, once a run takes longer than
+    ``SPINNER_DELAY``; on a terminal only, and gone (transient) when the run ends.
+
+    Yields the runner's progress callback: the runner reports, this draws."""
+    console = make_console(out)
+    pending = list(ids)
+    lock = threading.Lock()
+    spinner: list[Spinner] = []
+
+    def label() -> str:
+        names = ", ".join(pending)
+        return f"running {len(pending)} of {len(ids)} checks: {names}"
+
+    def text() -> Text:
+        return Text(label(), style="dim", no_wrap=True, overflow="ellipsis")
+
+    def start() -> None:
+        with lock:
+            if pending and not stopped.is_set():
+                spinner.append(console.status(text()))
+                spinner[0].start()
+
+    def finished(run: CheckRun) -> None:
+        with lock:
+            if run.id in pending:
+                pending.remove(run.id)
+            if spinner and pending:
+                spinner[0].update(text())
+
+    stopped = threading.Event()
+    timer = threading.Timer(SPINNER_DELAY, start)
+    timer.daemon = True
+    if console.is_terminal:
+        timer.start()
+    try:
+        yield finished
+    finally:
+        stopped.set()
+        timer.cancel()
+        with lock:
+            if spinner:
+                spinner[0].stop()
