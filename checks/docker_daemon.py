@@ -14,6 +14,7 @@ from __future__ import annotations
 from shipyard_doctor.host import daemonconf, dockerlog
 from shipyard_doctor.host.dockerapi import DockerProbe, Problem
 from shipyard_doctor.host.gateway import Host
+from shipyard_doctor.host.hints import docker_service
 from shipyard_doctor.model import Check, Result
 
 DOCS = "https://docs.docker.com/engine/install/"
@@ -106,7 +107,8 @@ def _explain(probe: DockerProbe, host: Host) -> tuple[str, list[str], bool]:
                 f"did not answer within {host.docker_timeout:g} s",
                 [
                     "the daemon may be hung or overloaded: look at its log (journalctl "
-                    "-u docker.service) and restart it (systemctl restart docker)",
+                    "-u docker.service) and restart it "
+                    f"({docker_service(host, 'restart')})",
                     "raise [docker] timeout if this host is just slow",
                 ],
                 True,
@@ -147,9 +149,7 @@ def _explain(probe: DockerProbe, host: Host) -> tuple[str, list[str], bool]:
 
 
 def _start_hints(host: Host) -> list[str]:
-    hints = [
-        "start Docker: sudo systemctl start docker (or: sudo service docker start)"
-    ]
+    hints = [f"start Docker: {docker_service(host, 'start')}"]
     if host.dockerd_processes():
         hints.insert(
             0,
