@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from shipyard_doctor import __version__
 from shipyard_doctor.cli_fix import add_fix_arguments
+from shipyard_doctor.completion import add_completion_command, completion_command
 from shipyard_doctor.context import Environment
 from shipyard_doctor.errors import DoctorError, ExitCode, UsageError
 
@@ -40,6 +41,17 @@ applied (no terminal to ask and no --yes), 4 another fix run holds the lock,
 70 internal error, 130 interrupted.
 configuration: --config PATH, else $SHIPYARD_DOCTOR_CONFIG, else
 /etc/shipyard-doctor/config.toml (see README.md).
+"""
+UNDO_EPILOG = """\
+examples:
+  shipyard-doctor undo --list                the recorded fix runs, newest last
+  shipyard-doctor undo                       undo the newest run not yet undone
+  shipyard-doctor undo 20261201-101500-4242   undo that run
+"""
+LIST_EPILOG = """\
+examples:
+  shipyard-doctor list                       checks, categories and their fixes
+  shipyard-doctor list --json                the same for scripts (schema in README.md)
 """
 
 
@@ -155,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="restore what a fix run changed",
         description="Restore the files a fix run changed (byte-identical) and reverse "
         "the steps that have an inverse; list what cannot be reversed.",
+        epilog=UNDO_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     undo.add_argument(
         "run",
@@ -165,9 +179,16 @@ def build_parser() -> argparse.ArgumentParser:
     undo.add_argument("--list", action="store_true", help="list the recorded runs")
 
     listing = commands.add_parser(
-        "list", parents=[common], help="list every check and the fixes for it"
+        "list",
+        parents=[common],
+        help="list every check and the fixes for it",
+        description="List every installed check (built-in and plugins), its "
+        "category and the fixes that repair it; plugins that failed to load too.",
+        epilog=LIST_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     listing.add_argument("--json", action="store_true", help="print JSON")
+    add_completion_command(commands)
     return parser
 
 
@@ -183,6 +204,8 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
         return ExitCode.USAGE
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if args.command == "completion":
+            return completion_command(args, env, parser)
         if args.command == "list":
             return _list(args, env)
         if args.command in ("fix", "undo"):
