@@ -1499,10 +1499,7 @@ def run_as_nobody(
     )
 
 
-_PY_PROBE = (
-    "import ensurepip, os, sysconfig, venv; "
-    "print(os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))"
-)
+_PY_PROBE = "import ensurepip, venv; print(True)"
 _COPY_IGNORE = shutil.ignore_patterns(
     ".git",
     "build",
@@ -1538,21 +1535,19 @@ def make_unprivileged_venv(
     The default python3 lives under /root (mode 0700), so a venv made from it
     can't run as another user: Debian's /usr/bin/python3 is used instead, in a
     world-readable dir under /tmp.  The project is copied first so pip's in-tree
-    build doesn't leave build/ and *.egg-info in the work tree.  netifaces
-    builds from source, hence gcc and python3-dev.  The caller removes the
+    build doesn't leave build/ and *.egg-info in the work tree.  Every dependency
+    comes as a wheel (netifaces-plus): no compiler.  The caller removes the
     returned directory.
     """
-    require_tools("setpriv", "gcc")
+    require_tools("setpriv")
     if not Path(python).exists():
-        raise InfraMissing(
-            f"{python} not found: apt-get install python3 python3-venv python3-dev"
-        )
+        raise InfraMissing(f"{python} not found: apt-get install python3 python3-venv")
     probe = subprocess.run([python, "-c", _PY_PROBE], capture_output=True, text=True)
     if probe.returncode != 0 or probe.stdout.strip() != "True":
         raise InfraMissing(
-            f"{python} lacks venv/ensurepip or the C headers "
+            f"{python} lacks venv/ensurepip "
             f"({(probe.stderr or probe.stdout).strip()[-200:]}): "
-            "apt-get install python3-dev python3-venv"
+            "apt-get install python3-venv"
         )
     for parent in TMP.resolve().parents:
         if not os.stat(parent).st_mode & 0o001:
