@@ -143,23 +143,38 @@ def assert_failed_cleanly(done, marker: Path, journal: Path, reason: str) -> Non
 # -- a write that fails --------------------------------------------------------
 
 
+class BindMount:
+    """A temp dir bind-mounted onto itself, to be made read-only and writable."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+
+    def remount(self, mode: str) -> None:
+        subprocess.run(
+            ["mount", "-o", f"remount,{mode},bind", self.directory],
+            check=True,
+            capture_output=True,
+        )
+
+
 @pytest.fixture
-def read_only_dir(tmp_path: Path, require_infra) -> Iterator[Path]:
-    """A temp dir with the marker in it, bind-mounted read-only onto itself."""
+def bind_mount(tmp_path: Path, require_infra) -> Iterator[BindMount]:
+    """A temp dir with the marker in it, bind-mounted onto itself (writable)."""
     require_infra("mount", "umount")
     directory = tmp_path / "etc-like"
     directory.mkdir()
     (directory / "marker").write_text(ORIGINAL)
     subprocess.run(["mount", "--bind", directory, directory], check=True)
     try:
-        subprocess.run(
-            ["mount", "-o", "remount,ro,bind", directory],
-            check=True,
-            capture_output=True,
-        )
-        yield directory
+        yield BindMount(directory)
     finally:
         subprocess.run(["umount", directory], check=True)
+
+
+@pytest.fixture
+def read_only_dir(bind_mount: BindMount) -> Path:
+    bind_mount.remount("ro")
+    return bind_mount.directory
 
 
 def test_a_write_on_a_read_only_bind_mount_fails_cleanly(
@@ -174,13 +189,39 @@ def test_a_write_on_a_read_only_bind_mount_fails_cleanly(
     assert f"    {marker} unchanged" in done.stdout.splitlines()
 
 
+def test_undo_that_cannot_write_keeps_the_run_and_the_file(
+    bind_mount, tmp_path, plugin_dir
+):
+    marker, journal = bind_mount.directory / "marker", tmp_path / "journal"
+    config = write_config(tmp_path, journal)
+    done = run_doctor(plugin_dir, marker, config, "fix", "example-marker", "--yes")
+    assert done.returncode == 0 and marker.read_text() == "good\n", done.stdout
+    bind_mount.remount("ro")
+    done = run_doctor(plugin_dir, marker, config, "undo")
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    (run,) = manifests(journal)
+    assert done.stderr == (
+        f"shipyard-doctor: error: could not undo fix run {run['run']} completely: "
+        f"FAILED to restore {marker}: Read-only file system (the original is kept "
+        f"in {journal / run['run'] / 'files' / '0000'}); fix that, then run undo "
+        "again\n"
+    )
+    assert marker.read_text() == "good\n"  # not removed before it could be restored
+    assert not run["undone"] and [f["status"] for f in run["fixes"]] == ["applied"]
+    bind_mount.remount("rw")
+    done = run_doctor(plugin_dir, marker, config, "undo")
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    assert marker.read_text() == ORIGINAL
+    assert leftovers(journal, marker.parent) == []
+
+
 def test_a_write_without_permission_fails_cleanly_as_nobody(unprivileged_venv):
     # World-searchable dirs: nobody reads the marker and config, writes the journal.
     base, plugin = world_readable_dir(), world_readable_dir()
     try:
         subprocess.run(
-            [
-                str(unprivileged_venv / "bin" / "python"),
+            [  # pure Python: installed by this interpreter, imported by nobody's
+                sys.executable,
                 "-m",
                 "pip",
                 "install",

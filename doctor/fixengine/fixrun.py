@@ -176,6 +176,12 @@ class FixSession:
                     raise FixError(f"{step.describe()}: {reason}{where}") from exc
                 except JournalError as exc:  # e.g. a full disk under the journal
                     raise FixError(f"{step.describe()}: {exc}") from exc
+                except FixError:
+                    raise
+                except Exception as exc:  # a broken step must not leave it half done
+                    raise FixError(
+                        f"{step.describe()}: {type(exc).__name__}: {exc}"
+                    ) from exc
         except FixError as exc:
             undone, status = self._rollback(journal, Outcome.FAILED, str(exc))
             return report(Outcome.FAILED, f"{exc}; {status}", rollback=undone)
