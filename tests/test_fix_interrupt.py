@@ -455,13 +455,42 @@ def test_an_interrupted_fix_stops_its_command_and_can_be_undone(
     undo_restores_the_marker(plugin_dir, marker, journal, config)
 
 
-def test_a_killed_fix_can_be_undone_and_undo_stops_what_it_left(
+def test_a_killed_fix_takes_its_command_along_and_can_be_undone(
     interrupted_fix, plugin_dir
 ):
     process, pgid, marker, journal, config = interrupted_fix
     process.kill()  # SIGKILL: no chance to clean up
     process.communicate(timeout=30)
-    assert group_alive(pgid)  # the restart command outlived the doctor
-    out = undo_restores_the_marker(plugin_dir, marker, journal, config)
-    assert f"  stopped process group {pgid} of the interrupted sh -c " in out
-    assert not group_alive(pgid)
+    wait_until(lambda: not group_alive(pgid), "the restart's process group to stop")
+    undo_restores_the_marker(plugin_dir, marker, journal, config)
+
+
+def test_undo_stops_what_an_interrupted_command_left_running(tmp_path):
+    # As after a crash that took nothing along: a journalled command "started"
+    # whose process group (a real one, with a child) still runs.
+    from shipyard_doctor.fixengine.journal import Journal
+
+    marker = tmp_path / "marker"
+    marker.write_text(ORIGINAL)
+    journal = Journal(str(tmp_path / "journal"))
+    group = subprocess.Popen(["sh", "-c", "sleep 60 & wait"], start_new_session=True)
+    try:
+        with pytest.raises(KeyboardInterrupt), journal.run(["test"]) as run:
+            run.begin_fix("example-marker", "example-marker")
+            run.backup(str(marker))
+            marker.write_text("good\n")
+            with run.command(["restart"], None, "take effect") as record:
+                record.started(group.pid)
+                raise KeyboardInterrupt
+        assert group_alive(group.pid)
+        _, lines = journal.undo(None, ["undo"])
+        assert lines == [
+            f"stopped process group {group.pid} of the interrupted restart",
+            "not reversible: restart (take effect)",
+            f"restored {marker}",
+        ]
+        assert not group_alive(group.pid) and marker.read_text() == ORIGINAL
+    finally:
+        if group_alive(group.pid):
+            os.killpg(group.pid, signal.SIGKILL)
+        group.wait()

@@ -87,7 +87,7 @@ def run_step(
     started outlives the fix; the interruption is then raised again."""
     try:
         process = subprocess.Popen(
-            list(argv),
+            _guarded(argv),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -110,6 +110,19 @@ def run_step(
         _reap(process)
         raise
     return CommandResult(tuple(argv), process.returncode, stdout, stderr)
+
+
+# Should this process die without stopping the group (SIGKILL, a crash), the kernel
+# sends the group's first process SIGTERM (setpriv --pdeathsig, util-linux), and that
+# shell then stops the whole group: the command and everything it started.
+_GUARD = 'trap "trap - TERM; kill 0" TERM; "$@" & wait $!'
+
+
+def _guarded(argv: Sequence[str]) -> list[str]:
+    setpriv = shutil.which("setpriv", path=SYSTEM_PATH)
+    if setpriv is None:  # undo still stops what is left (journalled process group)
+        return list(argv)
+    return [setpriv, "--pdeathsig", "TERM", "sh", "-c", _GUARD, "sh", *argv]
 
 
 def stop_group(pgid: int, leader_start: int | None = None) -> bool:
