@@ -337,6 +337,15 @@ def test_a_full_journal_is_one_line_naming_it(small_journal, tmp_path, plugin_di
 # -- commands in their own process group -------------------------------------------
 
 
+def process_alive(pid: int) -> bool:
+    """``pid`` runs (a zombie does not: pid 1 here may be slow to reap orphans)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def group_alive(pgid: int) -> bool:
     """A live (not zombie) process is in process group ``pgid``."""
     for entry in Path("/proc").iterdir():
@@ -375,7 +384,7 @@ def test_a_command_that_times_out_is_stopped_with_its_whole_group(tmp_path):
     )
     assert target.read_text() == "bad\n"
     child = int(pidfile.read_text())
-    wait_until(lambda: not Path(f"/proc/{child}").exists(), "the sleep to be gone")
+    wait_until(lambda: not process_alive(child), "the sleep to be gone")
 
 
 SLEEPER = """#!/bin/sh
