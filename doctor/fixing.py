@@ -176,11 +176,12 @@ class Action(Step):
         return self.done_when() if self.done_when is not None else False
 
     def apply(self, journal: RunJournal) -> None:
-        try:
-            self.run()
-        except Exception as exc:
-            raise FixError(f"{self.what}: {type(exc).__name__}: {exc}") from exc
-        journal.record_irreversible(self.what)
+        with journal.action(self.what) as record:  # journalled before it runs
+            try:
+                self.run()
+            except Exception as exc:
+                record.failed()
+                raise FixError(f"{self.what}: {type(exc).__name__}: {exc}") from exc
 
 
 @dataclass(frozen=True)

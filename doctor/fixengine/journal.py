@@ -94,7 +94,7 @@ class RunJournal:
         inverse: Sequence[str] | None,
         why: str,
         after_undo: Sequence[str] | None = None,
-    ) -> Iterator[CommandRecord]:
+    ) -> Iterator[StepRecord]:
         """Record a command before it runs. The body runs it, reports its process
         group (``record.started(pgid)``) and, when the command ran and failed,
         ``record.failed()``: such a command is dropped from the journal (it changed
@@ -107,14 +107,29 @@ class RunJournal:
             tuple(after_undo) if after_undo else None,
             state="started",
         )
-        record = CommandRecord(self, self._entry(entry), entry)
+        with self._recording(entry) as record:
+            yield record
+
+    @contextmanager
+    def action(self, what: str) -> Iterator[StepRecord]:
+        """Record an in-process change that has no inverse before it runs; the body
+        calls ``record.failed()`` when it did not happen."""
+        with self._recording(IrreversibleEntry(what)) as record:
+            yield record
+
+    @contextmanager
+    def _recording(
+        self, entry: CommandEntry | IrreversibleEntry
+    ) -> Iterator[StepRecord]:
+        record = StepRecord(self, self._entry(entry), entry)
         try:
             yield record
         except BaseException:
             if record.dropped:
                 self._drop_entry(record.index)
             raise
-        self._replace_entry(record.index, replace(record.entry, state="done"))
+        if isinstance(record.entry, CommandEntry):
+            self._replace_entry(record.index, replace(record.entry, state="done"))
 
     def record_command(
         self,
@@ -169,20 +184,24 @@ class RunJournal:
         self.manifest = manifest
 
 
-class CommandRecord:
-    """A command's entry while it runs (see :meth:`RunJournal.command`)."""
+class StepRecord:
+    """A step's entry while it runs (see :meth:`RunJournal.command`)."""
 
-    def __init__(self, journal: RunJournal, index: int, entry: CommandEntry):
+    def __init__(
+        self, journal: RunJournal, index: int, entry: CommandEntry | IrreversibleEntry
+    ):
         self.journal, self.index, self.entry = journal, index, entry
         self.dropped = False
 
     def started(self, pgid: int) -> None:
         """Record the command's process group, so undo can stop what is left of it."""
-        self.entry = replace(self.entry, pgid=pgid, pgid_start=process_start(pgid))
-        self.journal._replace_entry(self.index, self.entry)
+        if isinstance(self.entry, CommandEntry):
+            start = process_start(pgid)
+            self.entry = replace(self.entry, pgid=pgid, pgid_start=start)
+            self.journal._replace_entry(self.index, self.entry)
 
     def failed(self) -> None:
-        """The command ran and failed: it leaves no entry."""
+        """The step ran and failed, changing nothing: it leaves no entry."""
         self.dropped = True
 
 
