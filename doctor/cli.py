@@ -237,7 +237,7 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed usage or help
-        return int(exc.code or 0)
+        return exit_code(exc)
     if args.command is None:
         parser.print_help(env.stdout)
         return exit_code(CommandOutcome(usage=True))

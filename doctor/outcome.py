@@ -40,6 +40,8 @@ def exit_code(outcome: CommandOutcome | BaseException) -> ExitCode:
             return ExitCode.INTERRUPTED
         if isinstance(outcome, BrokenPipeError):
             return ExitCode.OK  # output went to a pager or head that closed early
+        if isinstance(outcome, SystemExit):  # argparse: --help, --version, bad usage
+            return ExitCode.OK if outcome.code in (0, None) else ExitCode.USAGE
         return ExitCode.INTERNAL
     if outcome.usage:
         return ExitCode.USAGE
