@@ -4,7 +4,8 @@ A :class:`Fix` turns a check's result into a :class:`Plan` without changing anyt
 Each :class:`Step` can say what it will do (``describe``), show it (``preview``: a
 file's full diff), tell when it has nothing left to do (``is_done``), and apply
 itself, recording in the journal what undoes it. Fixes never apply steps themselves:
-doctor/fixrun.py does, with the journal, the lock, verification and rollback around it.
+doctor/fixengine/fixrun.py does, with the journal, the lock, verification and rollback
+around it.
 """
 
 from __future__ import annotations
