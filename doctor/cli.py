@@ -1,26 +1,36 @@
-"""The command line: parse, configure, run, render, exit. Nothing else lives here."""
+"""The command line: parse, turn the flags into typed options, run, exit.
+
+The only module that sees argparse: :func:`to_options` turns the command line
+into the frozen option dataclasses of doctor/options.py once; the commands
+(doctor/commands/) take those and return an outcome, which
+:func:`shipyard_doctor.outcome.exit_code` turns into the exit code.
+"""
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import traceback
-from collections.abc import Sequence
-from dataclasses import replace
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
 from shipyard_doctor import __version__
-from shipyard_doctor.cli_fix import add_fix_arguments
-from shipyard_doctor.completion import add_completion_command, completion_command
+from shipyard_doctor.completion import add_completion_command
 from shipyard_doctor.context import Environment
-from shipyard_doctor.errors import DoctorError, ExitCode, UsageError
-
-if TYPE_CHECKING:  # the real imports are lazy, to keep --help fast
-    from shipyard_doctor.config import Config
-    from shipyard_doctor.host.gateway import Host
-    from shipyard_doctor.model import CheckRun
-    from shipyard_doctor.registry import Registry
-    from shipyard_doctor.runner import Selection
+from shipyard_doctor.errors import DoctorError, Interrupted
+from shipyard_doctor.options import (
+    CheckOptions,
+    CommandOptions,
+    CompletionOptions,
+    ConfigOptions,
+    FixCommandOptions,
+    FixingOptions,
+    ListOptions,
+    UndoOptions,
+)
+from shipyard_doctor.outcome import CommandOutcome, exit_code
 
 EPILOG = """\
 examples:
@@ -38,7 +48,8 @@ examples:
 exit codes: 0 no failure or error (warnings allowed), 1 a check failed or errored
 (after fixing: still fails), 2 usage or configuration error, 3 fixes planned but not
 applied (no terminal to ask and no --yes), 4 another fix run holds the lock,
-70 internal error, 130 interrupted.
+70 internal error, 130 interrupted (Ctrl-C or SIGTERM; `undo` reverses a fix it
+stopped).
 configuration: --config PATH, else $SHIPYARD_DOCTOR_CONFIG, else
 /etc/shipyard-doctor/config.toml (see README.md).
 """
@@ -192,47 +203,128 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_fix_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-y", "--yes", action="store_true", help="apply the fixes without asking"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="only show what the fixes would do"
+    )
+    parser.add_argument(
+        "--stop-conflicting",
+        action="store_true",
+        help="ports: allow stopping the foreign processes that hold "
+        "Shipyard's ports (each is named first)",
+    )
+
+
+def to_options(args: argparse.Namespace, argv: Sequence[str]) -> CommandOptions:
+    """The parsed command line as the typed options of its command."""
+    if args.command == "completion":
+        return CompletionOptions(args.shell)
+    config = ConfigOptions(
+        path=args.config,
+        docker_host=args.docker_host,
+        stack=getattr(args, "stack", None),
+        timeout=getattr(args, "timeout", None),
+    )
+    command = ("shipyard-doctor", *argv)
+    if args.command == "list":
+        return ListOptions(config, json=args.json)
+    if args.command == "undo":
+        return UndoOptions(config, run=args.run, list_runs=args.list, command=command)
+    fixing = FixingOptions(
+        yes=args.yes,
+        dry_run=args.dry_run,
+        stop_conflicting=args.stop_conflicting,
+        command=command,
+    )
+    if args.command == "fix":
+        return FixCommandOptions(config, args.fix_id, json=args.json, fixing=fixing)
+    return CheckOptions(
+        config,
+        only=tuple(args.only),
+        skip=tuple(args.skip),
+        ignore=tuple(args.ignore),
+        json=args.json,
+        verbose=args.verbose,
+        probe_dhcp=tuple(args.probe_dhcp),
+        fix=args.fix,
+        fixing=fixing,
+    )
+
+
 def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:
     env = env or Environment()
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed usage or help
-        return int(exc.code or 0)
+        return exit_code(exc)
     if args.command is None:
         parser.print_help(env.stdout)
-        return ExitCode.USAGE
-    args.argv = list(sys.argv[1:] if argv is None else argv)
+        return exit_code(CommandOutcome(usage=True))
+    debug = bool(getattr(args, "debug", False))
     try:
-        if args.command == "completion":
-            return completion_command(args, env, parser)
-        if args.command == "list":
-            return _list(args, env)
-        if args.command in ("fix", "undo"):
-            from shipyard_doctor import cli_fix
-
-            command = (
-                cli_fix.fix_command if args.command == "fix" else (cli_fix.undo_command)
-            )
-            return command(args, env)
-        return _check(args, env)
+        with _sigterm_interrupts():
+            return exit_code(run(to_options(args, argv), env))
     except DoctorError as exc:
         print(f"shipyard-doctor: error: {exc}", file=env.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("shipyard-doctor: interrupted", file=env.stderr)
-        return ExitCode.INTERRUPTED
-    except BrokenPipeError:
-        return ExitCode.OK  # output went to a pager or head that closed early
+        return exit_code(exc)
+    except KeyboardInterrupt as exc:
+        hint = f"; {exc.hint}" if isinstance(exc, Interrupted) else ""
+        print(f"shipyard-doctor: interrupted{hint}", file=env.stderr)
+        return exit_code(exc)
+    except BrokenPipeError as exc:
+        return exit_code(exc)
     except Exception as exc:
-        if args.debug:
+        if debug:
             traceback.print_exc(file=env.stderr)
         print(
             f"shipyard-doctor: internal error: {type(exc).__name__}: {exc} "
             "(run again with --debug for the traceback, and please report it)",
             file=env.stderr,
         )
-        return ExitCode.INTERNAL
+        return exit_code(exc)
+
+
+def run(options: CommandOptions, env: Environment) -> CommandOutcome:
+    """Run the command ``options`` are for."""
+    command: Callable[[Any, Environment], CommandOutcome]
+    if isinstance(options, CompletionOptions):
+        from shipyard_doctor.completion import completion_script
+
+        env.stdout.write(completion_script(build_parser(), options.shell))
+        return CommandOutcome()
+    if isinstance(options, ListOptions):
+        from shipyard_doctor.commands.listing import list_command as command
+    elif isinstance(options, UndoOptions):
+        from shipyard_doctor.commands.undo import undo_command as command
+    elif isinstance(options, FixCommandOptions):
+        from shipyard_doctor.commands.fix import fix_command as command
+    else:
+        from shipyard_doctor.commands.check import check_command as command
+    return command(options, env)
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (kill PID, a service manager stopping us) ends the run like Ctrl-C:
+    the commands a fix started are stopped and the journal stays undoable."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _positive_float(text: str) -> float:
@@ -243,134 +335,3 @@ def _positive_float(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be more than 0: {text!r}")
     return value
-
-
-def load_effective_config(args: argparse.Namespace, env: Environment) -> Config:
-    from shipyard_doctor.config import load_config
-    from shipyard_doctor.host.dockerapi import parse_endpoint
-    from shipyard_doctor.stacks import load_stack
-
-    config = load_config(args.config, env.environ)
-    if args.docker_host:
-        parse_endpoint(args.docker_host)  # a bad URL is a usage error, now
-        docker = replace(
-            config.docker, host=args.docker_host, host_origin="--docker-host"
-        )
-        config = replace(config, docker=docker)
-    parse_endpoint(config.docker.host)
-    if getattr(args, "stack", None) and args.stack != config.stack.name:
-        load_stack(args.stack)
-        # [stack.ports] names the file's stack's services: not this other stack's.
-        config = replace(config, stack=replace(config.stack, name=args.stack, ports={}))
-    if getattr(args, "timeout", None):
-        config = replace(config, checks=replace(config.checks, timeout=args.timeout))
-    return config
-
-
-def _ids(values: Sequence[str], known: Sequence[str], flag: str) -> list[str]:
-    ids = [
-        part.strip() for value in values for part in value.split(",") if part.strip()
-    ]
-    for check_id in ids:
-        if check_id not in known:
-            raise UsageError(
-                f"unknown check id {check_id!r} in {flag} (known: {', '.join(known)})"
-            )
-    return ids
-
-
-def _check(args: argparse.Namespace, env: Environment) -> int:
-    from shipyard_doctor.host.gateway import Host
-    from shipyard_doctor.model import Report
-    from shipyard_doctor.registry import discover
-    from shipyard_doctor.runner import Selection, order_checks
-
-    config = load_effective_config(args, env)
-    registry = discover()
-    known = registry.known_check_ids
-    only = _ids(args.only, known, "--only")
-    in_file = f" of {config.source}" if config.source else ""
-    skip = {
-        **{
-            i: "skipped by [checks] skip"
-            for i in _ids(config.checks.skip, known, f"[checks] skip{in_file}")
-        },
-        **{i: "skipped by --skip" for i in _ids(args.skip, known, "--skip")},
-    }
-    ignore = {
-        *_ids(config.checks.ignore, known, f"[checks] ignore{in_file}"),
-        *_ids(args.ignore, known, "--ignore"),
-    }
-    selection = Selection(
-        ids=order_checks(registry, only or known),
-        skipped=skip,
-        ignored=frozenset(ignore),
-    )
-    host = Host(config, env.environ, probe_dhcp=tuple(args.probe_dhcp))
-    runs = _run(registry, selection, host, config.checks.timeout, args, env)
-    report = Report(__version__, host.summary(), tuple(runs))
-    fixing = args.fix or args.yes or args.dry_run
-    if args.json:
-        from shipyard_doctor.render import json as render
-
-        fix_reports, code = (
-            _fixes(args, env, registry, runs, host) if fixing else ([], None)
-        )
-        render.render_report(report, env.stdout, fix_reports if fixing else None)
-    else:
-        from shipyard_doctor.render import console, text
-
-        view = console if env.rich_output else text
-        view.render_report(
-            report, env.stdout, verbose=args.verbose, offer_fixes=not fixing
-        )
-        if not fixing:
-            return ExitCode.PROBLEMS if report.failed else ExitCode.OK
-        fix_reports, code = _fixes(args, env, registry, runs, host)
-        view.render_fix_reports(fix_reports, env.stdout)
-    if code is not None:
-        return code
-    return ExitCode.PROBLEMS if report.failed and not fixing else ExitCode.OK
-
-
-def _fixes(args, env, registry, runs, host):  # type: ignore[no-untyped-def]
-    from shipyard_doctor.cli_fix import fix_after_check
-
-    return fix_after_check(args, env, registry, runs, host)
-
-
-def _run(
-    registry: Registry,
-    selection: Selection,
-    host: Host,
-    timeout: float,
-    args: argparse.Namespace,
-    env: Environment,
-) -> list[CheckRun]:
-    from shipyard_doctor.runner import run_checks
-
-    if args.json or not env.rich_output:
-        return run_checks(registry, selection, host, timeout)
-    from shipyard_doctor.render.console import check_spinner
-
-    with check_spinner(selection.ids, env.stderr) as progress:
-        return run_checks(registry, selection, host, timeout, progress)
-
-
-def _list(args: argparse.Namespace, env: Environment) -> int:
-    from shipyard_doctor.registry import discover
-
-    registry = discover()
-    if args.json:
-        from shipyard_doctor.render import json as render
-
-        render.render_list(registry, env.stdout, __version__)
-    elif env.rich_output:
-        from shipyard_doctor.render import console
-
-        console.render_list(registry, env.stdout)
-    else:
-        from shipyard_doctor.render import text
-
-        text.render_list(registry, env.stdout)
-    return ExitCode.OK

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import argparse
 
-from shipyard_doctor.context import Environment
-from shipyard_doctor.errors import ExitCode
-
 SHELLS = ("bash", "zsh", "fish")
 
 EPILOG = """\
@@ -34,10 +31,8 @@ def add_completion_command(commands: argparse._SubParsersAction) -> None:  # typ
     )
 
 
-def completion_command(
-    args: argparse.Namespace, env: Environment, parser: argparse.ArgumentParser
-) -> int:
+def completion_script(parser: argparse.ArgumentParser, shell: str) -> str:
+    """The completion script for *shell*, generated from *parser*."""
     import shtab
 
-    env.stdout.write(shtab.complete(parser, shell=args.shell))
-    return ExitCode.OK
+    return str(shtab.complete(parser, shell=shell))

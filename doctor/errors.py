@@ -18,7 +18,7 @@ class ExitCode(IntEnum):
     NOT_APPLIED = 3  # fixes were planned but not applied (no TTY to ask, no --yes)
     LOCKED = 4  # another fix run holds the journal lock
     INTERNAL = 70  # a bug in shipyard-doctor itself (sysexits EX_SOFTWARE)
-    INTERRUPTED = 130  # Ctrl-C
+    INTERRUPTED = 130  # Ctrl-C or SIGTERM
 
 
 class DoctorError(Exception):
@@ -33,3 +33,12 @@ class UsageError(DoctorError):
 
 class ConfigError(DoctorError):
     """The configuration file cannot be read, parsed or validated."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM while a fix was being applied; ``hint`` says how to undo
+    what it had done so far."""
+
+    def __init__(self, hint: str):
+        super().__init__(hint)
+        self.hint = hint

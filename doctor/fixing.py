@@ -4,20 +4,22 @@ A :class:`Fix` turns a check's result into a :class:`Plan` without changing anyt
 Each :class:`Step` can say what it will do (``describe``), show it (``preview``: a
 file's full diff), tell when it has nothing left to do (``is_done``), and apply
 itself, recording in the journal what undoes it. Fixes never apply steps themselves:
-doctor/fixrun.py does, with the journal, the lock, verification and rollback around it.
+doctor/fixengine/fixrun.py does, with the journal, the lock, verification and rollback
+around it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
-import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from shipyard_doctor.errors import DoctorError, ExitCode
+from shipyard_doctor.host import commands
 
 if TYPE_CHECKING:
     from shipyard_doctor.fixengine.journal import RunJournal
@@ -141,23 +143,22 @@ class RunCommand(Step):
         return self.done_when() if self.done_when is not None else False
 
     def apply(self, journal: RunJournal) -> None:
-        try:
-            done = subprocess.run(
-                list(self.argv),
-                capture_output=True,
-                text=True,
-                errors="replace",
-                timeout=self.timeout,
-                stdin=subprocess.DEVNULL,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise FixError(f"{_shell(self.argv)} did not run: {exc}") from exc
-        if done.returncode != 0:
-            output = (done.stderr or done.stdout).strip().splitlines()
-            tail = f": {output[-1]}" if output else ""
-            raise FixError(f"{_shell(self.argv)} exited {done.returncode}{tail}")
-        journal.record_command(self.argv, self.inverse, self.why, self.after_undo)
+        # Recorded before it starts, with its process group once it runs: an
+        # interrupted run can then be undone, and what the command started stopped.
+        with journal.command(
+            self.argv, self.inverse, self.why, self.after_undo
+        ) as record:
+            done = commands.run_step(self.argv, self.timeout, on_start=record.started)
+            if done.returncode is None and done.error.startswith("timed out"):
+                raise FixError(f"{_shell(self.argv)} did not finish: {done.error}")
+            if done.returncode is None:
+                record.failed()
+                raise FixError(f"{_shell(self.argv)} did not run: {done.error}")
+            if done.returncode != 0:
+                record.failed()
+                output = (done.stderr or done.stdout).strip().splitlines()
+                tail = f": {output[-1]}" if output else ""
+                raise FixError(f"{_shell(self.argv)} exited {done.returncode}{tail}")
 
 
 @dataclass(frozen=True)
@@ -176,11 +177,12 @@ class Action(Step):
         return self.done_when() if self.done_when is not None else False
 
     def apply(self, journal: RunJournal) -> None:
-        try:
-            self.run()
-        except Exception as exc:
-            raise FixError(f"{self.what}: {type(exc).__name__}: {exc}") from exc
-        journal.record_irreversible(self.what)
+        with journal.action(self.what) as record:  # journalled before it runs
+            try:
+                self.run()
+            except Exception as exc:
+                record.failed()
+                raise FixError(f"{self.what}: {type(exc).__name__}: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -219,12 +221,20 @@ def _atomic(path: str, make: Callable[[str], object], mode: int | None) -> None:
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, exist_ok=True)
     tmp = os.path.join(directory, f".{os.path.basename(path)}.shipyard-doctor.tmp")
-    if os.path.lexists(tmp):
-        os.unlink(tmp)
-    make(tmp)
-    if mode is not None:
-        os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    try:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        make(tmp)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)  # no half-written temporary file stays behind
+        if isinstance(exc, OSError) and exc.filename == tmp:
+            # Name the file being changed, not our temporary name for it.
+            raise OSError(exc.errno, exc.strerror, path) from exc
+        raise
 
 
 def _shell(argv: Sequence[str]) -> str:

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from shipyard_doctor.errors import DoctorError
-from shipyard_doctor.fixengine.journal import Journal, RunJournal
+from shipyard_doctor.errors import DoctorError, Interrupted
+from shipyard_doctor.fixengine.journal import Journal, JournalError, RunJournal
 from shipyard_doctor.fixing import FixError, FixOptions, Plan
 from shipyard_doctor.model import CheckRun, Status
 from shipyard_doctor.registry import Registry
@@ -40,18 +40,20 @@ class Outcome(StrEnum):
     FAILED = "failed"  # a step failed; what it had done was rolled back
 
 
-@dataclass
+@dataclass(frozen=True)
 class FixReport:
+    """What became of one fix; built once, when it is decided."""
+
     fix_id: str
     check_id: str
     outcome: Outcome
     message: str
     plan: Plan | None = None
     run_id: str | None = None
-    rollback: list[str] = field(default_factory=list)
+    rollback: list[str] = field(default_factory=list)  # never changed once built
     recheck: CheckRun | None = None
     # What the steps said before they ran ("create X" stays "create X" afterwards).
-    described: list[str] = field(default_factory=list)
+    described: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         plan = self.plan
@@ -65,12 +67,13 @@ class FixReport:
             if plan is None
             else {
                 "summary": plan.summary,
-                "steps": self.described or [step.describe() for step in plan.steps],
+                "steps": list(self.described)
+                or [step.describe() for step in plan.steps],
                 "risk": plan.risk,
                 "notes": list(plan.notes),
                 "manual": list(plan.manual),
             },
-            "rollback": self.rollback,
+            "rollback": list(self.rollback),
             "recheck": None if self.recheck is None else self.recheck.to_dict(),
         }
 
@@ -137,59 +140,81 @@ class FixSession:
         return self._apply(plan, run)
 
     def _apply(self, plan: Plan, run: CheckRun) -> FixReport:
-        described = [step.describe() for step in plan.pending]
-        report = self._apply_steps(plan, run)
-        report.described = described
-        return report
-
-    def _apply_steps(self, plan: Plan, run: CheckRun) -> FixReport:
+        described = tuple(step.describe() for step in plan.pending)
         if self._run is None:
             self._run = self._stack.enter_context(self.journal.run(self.command))
         journal = self._run
         journal.begin_fix(plan.fix_id, plan.check_id)
+
+        def report(outcome: Outcome, message: str, **kw: Any) -> FixReport:
+            return FixReport(
+                plan.fix_id,
+                run.id,
+                outcome,
+                message,
+                plan,
+                journal.run_id,
+                described=described,
+                **kw,
+            )
+
         try:
             for step in plan.pending:
                 try:
                     step.apply(journal)
+                except KeyboardInterrupt as exc:
+                    # The journal has every step so far; the command that ran was
+                    # stopped with its process group. Undo reverses the rest.
+                    raise Interrupted(
+                        f"fix {plan.fix_id} was stopped while applying: "
+                        f"`shipyard-doctor undo {journal.run_id}` reverses what "
+                        "it did so far"
+                    ) from exc
                 except OSError as exc:  # e.g. a read-only mount: report, roll back
                     reason = exc.strerror or str(exc)
                     where = f" {exc.filename}" if exc.filename else ""
                     raise FixError(f"{step.describe()}: {reason}{where}") from exc
+                except JournalError as exc:  # e.g. a full disk under the journal
+                    raise FixError(f"{step.describe()}: {exc}") from exc
+                except FixError:
+                    raise
+                except Exception as exc:  # a broken step must not leave it half done
+                    raise FixError(
+                        f"{step.describe()}: {type(exc).__name__}: {exc}"
+                    ) from exc
         except FixError as exc:
-            undone = journal.rollback_current()
-            journal.end_fix(Outcome.FAILED.value, str(exc))
-            return FixReport(
-                plan.fix_id,
-                run.id,
-                Outcome.FAILED,
-                f"{exc}; rolled back",
-                plan,
-                journal.run_id,
-                undone,
-            )
+            undone, status = self._rollback(journal, Outcome.FAILED, str(exc))
+            return report(Outcome.FAILED, f"{exc}; {status}", rollback=undone)
         again = self.recheck(run.id)
         if again.status.is_problem:
-            undone = journal.rollback_current()
             reason = f"{run.id} still {again.status.value}: {again.result.summary}"
-            journal.end_fix(Outcome.ROLLED_BACK.value, reason)
-            return FixReport(
-                plan.fix_id,
-                run.id,
+            undone, status = self._rollback(journal, Outcome.ROLLED_BACK, reason)
+            return report(
                 Outcome.ROLLED_BACK,
-                f"rolled back: {reason}",
-                plan,
-                journal.run_id,
-                undone,
-                again,
+                f"{status}: {reason}",
+                rollback=undone,
+                recheck=again,
             )
         journal.end_fix(Outcome.APPLIED.value)
-        return FixReport(
-            plan.fix_id,
-            run.id,
+        return report(
             Outcome.APPLIED,
             f"applied; {run.id} now {again.status.value}: {again.result.summary}",
-            plan,
-            journal.run_id,
-            [],
-            again,
+            rollback=[],
+            recheck=again,
+        )
+
+    @staticmethod
+    def _rollback(
+        journal: RunJournal, outcome: Outcome, reason: str
+    ) -> tuple[list[str], str]:
+        """Reverse the fix in progress; a rollback that could not restore everything
+        leaves the fix undoable, and says so."""
+        undone, complete = journal.rollback_current()
+        if complete:
+            journal.end_fix(outcome.value, reason)
+            return undone, "rolled back"
+        journal.end_fix("rollback-incomplete", reason)
+        return undone, (
+            f"NOT completely rolled back (run `shipyard-doctor undo "
+            f"{journal.run_id}` once the cause is fixed)"
         )

@@ -6,26 +6,41 @@ Layout under ``[fix] journal_dir`` (default /var/lib/shipyard-doctor/journal)::
     <run>/manifest.json        what each fix did, in order, and whether it was undone
     <run>/files/<n>            the original bytes of each changed file (mode 0600)
 
-Undo restores files byte-identical, in reverse order, runs the recorded inverse of
-commands that have one, and lists what it cannot reverse.
+Every step is written to the manifest *before* it changes anything (a file's entry
+once its backup is safe, a command's entry before it starts, with its process group
+once it runs), so a run that was interrupted, killed or crashed mid-fix is left
+``applying`` and ``undo`` can still reverse it. Undo restores files byte-identical, in
+reverse order, runs the recorded inverse of commands that have one, stops what is
+left of an interrupted command's process group, and lists what it cannot reverse.
+Restoring never removes a file before its original is back in place.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from shipyard_doctor.errors import DoctorError, ExitCode
+from shipyard_doctor.fixengine import restore
+from shipyard_doctor.fixengine.manifest import (
+    CommandEntry,
+    Entry,
+    FixRecord,
+    IrreversibleEntry,
+    Manifest,
+    read_manifest,
+    write_manifest,
+)
+from shipyard_doctor.host.commands import process_start
+
+# A fix in one of these states may have changed the host and not reversed it.
+UNDOABLE = ("applied", "applying", "rollback-incomplete")
 
 
 class JournalError(DoctorError):
@@ -36,61 +51,85 @@ class FixLocked(DoctorError):
     exit_code = ExitCode.LOCKED
 
 
-@dataclass
 class RunJournal:
     """The journal of one fix run; entries are grouped per fix."""
 
-    root: Path
-    manifest: dict[str, Any]
-    _fix: dict[str, Any] | None = None
+    def __init__(self, root: Path, manifest: Manifest):
+        self.root = root
+        self.manifest = manifest
+        self._fixing = False
 
     @property
     def run_id(self) -> str:
-        return str(self.manifest["run"])
+        return self.manifest.run
 
     def begin_fix(self, fix_id: str, check_id: str) -> None:
-        self._fix = {
-            "fix": fix_id,
-            "check": check_id,
-            "status": "applying",
-            "entries": [],
-        }
-        self.manifest["fixes"].append(self._fix)
-        self._save()
+        fixes = (*self.manifest.fixes, FixRecord(fix_id, check_id))
+        self._save(replace(self.manifest, fixes=fixes))
+        self._fixing = True
 
     def end_fix(self, status: str, reason: str = "") -> None:
-        assert self._fix is not None
-        self._fix["status"] = status
-        if reason:
-            self._fix["reason"] = reason
-        self._save()
-        self._fix = None
+        self._save(
+            self._with_current(replace(self._current, status=status, reason=reason))
+        )
+        self._fixing = False
 
     def backup(self, path: str) -> None:
-        """Keep what ``path`` is now (bytes, link or absence) before it changes."""
-        entry: dict[str, Any] = {
-            "type": "file",
-            "path": path,
-            "created_dirs": _missing_dirs(path),
-        }
-        if os.path.islink(path):
-            entry["link"] = os.readlink(path)
-        elif os.path.exists(path):
-            st = os.stat(path)
-            number = sum(1 for _ in (self.root / "files").iterdir())
-            backup = self.root / "files" / f"{number:04d}"
-            fd = os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as out, open(path, "rb") as source:
-                shutil.copyfileobj(source, out)
-            entry.update(
-                backup=backup.name,
-                mode=st.st_mode & 0o7777,
-                uid=st.st_uid,
-                gid=st.st_gid,
-            )
-        else:
-            entry["absent"] = True
+        """Keep what ``path`` is now (bytes, link or absence) before it changes; the
+        entry is in the manifest before this returns."""
+        number = len(list((self.root / "files").iterdir()))
+        try:
+            entry = restore.backup(path, self.root / "files", f"{number:04d}")
+        except restore.BackupError as exc:
+            raise JournalError(
+                f"cannot back up {path} into the fix journal ({exc.filename}): "
+                f"{exc.strerror} (free space there, or set [fix] journal_dir)"
+            ) from exc
         self._entry(entry)
+
+    @contextmanager
+    def command(
+        self,
+        argv: Sequence[str],
+        inverse: Sequence[str] | None,
+        why: str,
+        after_undo: Sequence[str] | None = None,
+    ) -> Iterator[StepRecord]:
+        """Record a command before it runs. The body runs it, reports its process
+        group (``record.started(pgid)``) and, when the command ran and failed,
+        ``record.failed()``: such a command is dropped from the journal (it changed
+        nothing to reverse). One that completes is marked done; one that is
+        interrupted, times out or crashes stays ``started``, for undo."""
+        entry = CommandEntry(
+            tuple(argv),
+            tuple(inverse) if inverse else None,
+            why,
+            tuple(after_undo) if after_undo else None,
+            state="started",
+        )
+        with self._recording(entry) as record:
+            yield record
+
+    @contextmanager
+    def action(self, what: str) -> Iterator[StepRecord]:
+        """Record an in-process change that has no inverse before it runs; the body
+        calls ``record.failed()`` when it did not happen."""
+        with self._recording(IrreversibleEntry(what)) as record:
+            yield record
+
+    @contextmanager
+    def _recording(
+        self, entry: CommandEntry | IrreversibleEntry
+    ) -> Iterator[StepRecord]:
+        record = StepRecord(self, self._entry(entry), entry)
+        try:
+            yield record
+        except BaseException:
+            if record.dropped:
+                self._drop_entry(record.index)
+            raise
+        if isinstance(record.entry, CommandEntry):
+            self._replace_entry(record.index, replace(record.entry, state="done"))
 
     def record_command(
         self,
@@ -99,31 +138,71 @@ class RunJournal:
         why: str,
         after_undo: Sequence[str] | None = None,
     ) -> None:
-        self._entry(
-            {
-                "type": "command",
-                "argv": list(argv),
-                "inverse": list(inverse) if inverse else None,
-                "why": why,
-                "after_undo": list(after_undo) if after_undo else None,
-            }
+        """Record a command that has already completed (e.g. run in-process)."""
+        entry = CommandEntry(
+            tuple(argv),
+            tuple(inverse) if inverse else None,
+            why,
+            tuple(after_undo) if after_undo else None,
         )
+        self._entry(entry)
 
     def record_irreversible(self, what: str) -> None:
-        self._entry({"type": "irreversible", "what": what})
+        self._entry(IrreversibleEntry(what))
 
-    def _entry(self, entry: dict[str, Any]) -> None:
-        assert self._fix is not None, "a step ran outside begin_fix/end_fix"
-        self._fix["entries"].append(entry)
-        self._save()  # saved after every step: a crash mid-fix can still be undone
+    def rollback_current(self) -> tuple[list[str], bool]:
+        """Undo what the fix in progress has done so far: the lines to show, and
+        whether everything was reversed."""
+        return restore.undo_entries(self.root, self._current.entries)
 
-    def rollback_current(self) -> list[str]:
-        """Undo what the fix in progress has done so far."""
-        assert self._fix is not None
-        return undo_entries(self.root, self._fix["entries"])
+    @property
+    def _current(self) -> FixRecord:
+        assert self._fixing, "a step ran outside begin_fix/end_fix"
+        return self.manifest.fixes[-1]
 
-    def _save(self) -> None:
-        _write_json(self.root / "manifest.json", self.manifest)
+    def _with_current(self, fix: FixRecord) -> Manifest:
+        return replace(self.manifest, fixes=(*self.manifest.fixes[:-1], fix))
+
+    def _entry(self, entry: Entry) -> int:
+        entries = (*self._current.entries, entry)
+        self._save(self._with_current(replace(self._current, entries=entries)))
+        return len(entries) - 1
+
+    def _replace_entry(self, index: int, entry: Entry) -> None:
+        entries = list(self._current.entries)
+        entries[index] = entry
+        fix = replace(self._current, entries=tuple(entries))
+        self._save(self._with_current(fix))
+
+    def _drop_entry(self, index: int) -> None:
+        entries = self._current.entries[:index] + self._current.entries[index + 1 :]
+        self._save(self._with_current(replace(self._current, entries=entries)))
+
+    def _save(self, manifest: Manifest) -> None:
+        """Write ``manifest``; only once it is on disk does it become the journal's."""
+        _write(self.root / "manifest.json", manifest)
+        self.manifest = manifest
+
+
+class StepRecord:
+    """A step's entry while it runs (see :meth:`RunJournal.command`)."""
+
+    def __init__(
+        self, journal: RunJournal, index: int, entry: CommandEntry | IrreversibleEntry
+    ):
+        self.journal, self.index, self.entry = journal, index, entry
+        self.dropped = False
+
+    def started(self, pgid: int) -> None:
+        """Record the command's process group, so undo can stop what is left of it."""
+        if isinstance(self.entry, CommandEntry):
+            start = process_start(pgid)
+            self.entry = replace(self.entry, pgid=pgid, pgid_start=start)
+            self.journal._replace_entry(self.index, self.entry)
+
+    def failed(self) -> None:
+        """The step ran and failed, changing nothing: it leaves no entry."""
+        self.dropped = True
 
 
 class Journal:
@@ -136,19 +215,18 @@ class Journal:
         with self.lock(command):
             run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{os.getpid()}"
             root = self.directory / run_id
-            # mkdir(parents=True) gives only the leaf the mode: make each level.
-            root.mkdir(mode=0o700)
-            (root / "files").mkdir(mode=0o700)
-            manifest = {
-                "run": run_id,
-                "started": _now(),
-                "command": list(command),
-                "fixes": [],
-                "undone": False,
-            }
-            journal = RunJournal(root, manifest)
-            journal._save()
-            yield journal
+            manifest = Manifest(run_id, _now(), tuple(command))
+            try:
+                # mkdir(parents=True) gives only the leaf the mode: make each level.
+                root.mkdir(mode=0o700)
+                (root / "files").mkdir(mode=0o700)
+                _write(root / "manifest.json", manifest)
+            except (OSError, JournalError) as exc:
+                _remove_empty_run(root)
+                if isinstance(exc, JournalError):
+                    raise
+                raise _journal_error(root, exc) from exc
+            yield RunJournal(root, manifest)
 
     @contextmanager
     def lock(self, command: Sequence[str]) -> Iterator[None]:
@@ -161,146 +239,112 @@ class Journal:
                 f"cannot use the fix journal {self.directory}: {exc.strerror or exc} "
                 "(run as root, or set [fix] journal_dir)"
             ) from exc
-        with os.fdopen(fd, "r+") as handle:
+        try:
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = handle.read().strip() or "another process"
+                holder = os.read(fd, 4096).decode(errors="replace").strip()
                 raise FixLocked(
-                    f"another fix run is in progress ({holder}); wait for it to "
-                    "finish, then run again"
+                    f"another fix run is in progress ({holder or 'another process'}); "
+                    "wait for it to finish, then run again"
                 ) from None
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"pid {os.getpid()}: {' '.join(command)}, since {_now()}")
-            handle.flush()
+            # Who holds it is a courtesy (unbuffered): a full disk must not stop us.
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+                holder = f"pid {os.getpid()}: {' '.join(command)}, since {_now()}"
+                os.pwrite(fd, holder.encode(), 0)
             try:
                 yield
             finally:
-                handle.seek(0)
-                handle.truncate()
-                fcntl.flock(handle, fcntl.LOCK_UN)
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, 0)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
 
-    def runs(self) -> list[dict[str, Any]]:
+    def runs(self) -> list[Manifest]:
         """Every recorded run's manifest, oldest first."""
         found = []
         if self.directory.is_dir():
             for entry in sorted(self.directory.iterdir()):
-                manifest = entry / "manifest.json"
-                if manifest.is_file():
-                    try:
-                        found.append(json.loads(manifest.read_text()))
-                    except ValueError:
-                        continue
+                manifest = read_manifest(entry / "manifest.json")
+                if manifest is not None:
+                    found.append(manifest)
         return found
 
     def undo(self, run_id: str | None, command: Sequence[str]) -> tuple[str, list[str]]:
-        """Undo one run (the newest not yet undone, if none is named).
+        """Undo one run (the newest not yet undone, if none is named), including a run
+        left ``applying`` by an interruption or a crash.
 
         Returns the run id and the lines to show: what was restored and what could
-        not be reversed."""
+        not be reversed. When something cannot be restored the run stays undoable
+        and a :class:`JournalError` names it."""
         with self.lock(command):
-            candidates = [r for r in self.runs() if r["fixes"]]
-            if run_id is None:
-                pending = [r for r in candidates if not r.get("undone")]
-                if not pending:
-                    raise JournalError(f"no fix run to undo in {self.directory}")
-                manifest = pending[-1]
-            else:
-                named = [r for r in candidates if r["run"] == run_id]
-                if not named:
-                    known = ", ".join(r["run"] for r in candidates) or "none"
-                    raise JournalError(f"no fix run {run_id!r} (runs: {known})")
-                manifest = named[0]
-                if manifest.get("undone"):
-                    raise JournalError(f"fix run {run_id} was already undone")
-            root = self.directory / manifest["run"]
+            manifest = self._pick(run_id)
+            root = self.directory / manifest.run
             lines: list[str] = []
-            for fix in reversed(manifest["fixes"]):
-                if fix["status"] == "applied":
-                    lines.extend(undo_entries(root, fix["entries"]))
-                    fix["status"] = "undone"
-            manifest["undone"] = True
-            _write_json(root / "manifest.json", manifest)
-            return manifest["run"], lines
-
-
-def undo_entries(root: Path, entries: Sequence[dict[str, Any]]) -> list[str]:
-    """Reverse ``entries`` (newest first), then run the ``after_undo`` commands (a
-    restart, so the service reads the restored files); the lines say what happened."""
-    lines = []
-    later: list[list[str]] = []
-    for entry in reversed(entries):
-        if entry.get("after_undo") and entry["after_undo"] not in later:
-            later.insert(0, entry["after_undo"])
-        kind = entry["type"]
-        if kind == "file":
-            lines.append(_restore(root, entry))
-        elif kind == "command" and entry.get("inverse"):
-            argv = entry["inverse"]
-            done = subprocess.run(
-                argv,
-                capture_output=True,
-                text=True,
-                check=False,
-                stdin=subprocess.DEVNULL,
+            fixes = list(manifest.fixes)
+            for index in reversed(range(len(fixes))):
+                if fixes[index].status not in UNDOABLE:
+                    continue
+                undone, complete = restore.undo_entries(root, fixes[index].entries)
+                lines.extend(undone)
+                if not complete:
+                    failed = [line for line in undone if line.startswith("FAILED")]
+                    _write(
+                        root / "manifest.json", replace(manifest, fixes=tuple(fixes))
+                    )
+                    raise JournalError(
+                        f"could not undo fix run {manifest.run} completely: "
+                        f"{failed[0] if failed else 'see the journal'}; fix that, "
+                        "then run undo again"
+                    )
+                fixes[index] = replace(fixes[index], status="undone")
+            _write(
+                root / "manifest.json",
+                replace(manifest, fixes=tuple(fixes), undone=True),
             )
-            state = "ran" if done.returncode == 0 else f"FAILED ({done.returncode})"
-            lines.append(f"{state}: {' '.join(argv)}")
-        elif kind == "command":
-            lines.append(f"not reversible: {' '.join(entry['argv'])} ({entry['why']})")
-        else:
-            lines.append(f"not reversible: {entry['what']}")
-    for argv in later:
-        done = subprocess.run(
-            argv, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
-        )
-        state = "ran" if done.returncode == 0 else f"FAILED ({done.returncode})"
-        lines.append(f"{state} after restoring: {' '.join(argv)}")
-    return lines
+            return manifest.run, lines
+
+    def _pick(self, run_id: str | None) -> Manifest:
+        candidates = [r for r in self.runs() if r.fixes]
+        if run_id is None:
+            pending = [r for r in candidates if not r.undone]
+            if not pending:
+                raise JournalError(f"no fix run to undo in {self.directory}")
+            return pending[-1]
+        named = [r for r in candidates if r.run == run_id]
+        if not named:
+            known = ", ".join(r.run for r in candidates) or "none"
+            raise JournalError(f"no fix run {run_id!r} (runs: {known})")
+        if named[0].undone:
+            raise JournalError(f"fix run {run_id} was already undone")
+        return named[0]
 
 
-def _restore(root: Path, entry: dict[str, Any]) -> str:
-    path = entry["path"]
-    if os.path.lexists(path):
-        os.unlink(path)
-    if "link" in entry:
-        os.symlink(entry["link"], path)
-        result = f"restored link {path} -> {entry['link']}"
-    elif entry.get("absent"):
-        result = f"removed {path} (it did not exist before)"
-    else:
-        tmp = f"{path}.shipyard-doctor.undo"
-        shutil.copyfile(root / "files" / entry["backup"], tmp)
-        os.chmod(tmp, entry["mode"])
-        # Not root: the file stays ours; its bytes and mode are still restored.
-        with contextlib.suppress(PermissionError):
-            os.chown(tmp, entry["uid"], entry["gid"])
-        os.replace(tmp, path)
-        result = f"restored {path}"
-    for directory in reversed(entry.get("created_dirs", ())):
+def _write(path: Path, manifest: Manifest) -> None:
+    try:
+        write_manifest(path, manifest)
+    except OSError as exc:
+        raise _journal_error(path, exc) from exc
+
+
+def _journal_error(path: Path, exc: OSError) -> JournalError:
+    return JournalError(
+        f"cannot write the fix journal {path}: {exc.strerror or exc} "
+        "(free space there, or set [fix] journal_dir)"
+    )
+
+
+def _remove_empty_run(root: Path) -> None:
+    for leftover in (root / "manifest.json", root / "files", root):
         try:
-            os.rmdir(directory)  # only if empty: never remove what others put there
+            if leftover.is_dir():
+                leftover.rmdir()
+            else:
+                leftover.unlink()
         except OSError:
-            break
-    return result
-
-
-def _missing_dirs(path: str) -> list[str]:
-    missing = []
-    directory = os.path.dirname(os.path.abspath(path))
-    while directory and not os.path.exists(directory):
-        missing.append(directory)
-        directory = os.path.dirname(directory)
-    return list(reversed(missing))
-
-
-def _write_json(path: Path, value: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump(value, out, indent=2)
-    os.replace(tmp, path)
+            continue
 
 
 def _now() -> str:

@@ -52,3 +52,10 @@ def render_list(registry: Registry, out: TextIO, version: str) -> None:
     }
     json.dump(doc, out, indent=2)
     out.write("\n")
+
+
+def render_fix_reports(reports: Sequence[FixReport], out: TextIO) -> None:
+    """``fix ID --json``: the fix reports alone (``check --fix --json`` puts them
+    into the report's document instead)."""
+    json.dump({"fixes": [r.to_dict() for r in reports]}, out, indent=2)
+    out.write("\n")

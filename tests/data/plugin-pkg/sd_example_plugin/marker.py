@@ -1,6 +1,6 @@
 """A third-party check and its fix: the file named by $SD_EXAMPLE_MARKER says "good"."""
 
-from shipyard_doctor.fixing import Fix, Plan, WriteFile
+from shipyard_doctor.fixing import Fix, Plan, RunCommand, WriteFile
 from shipyard_doctor.model import Check, Result
 
 
@@ -30,9 +30,15 @@ class MarkerFix(Fix):
 
     def plan(self, result, host, options):
         path = result.data["path"]
+        steps = [WriteFile(path, "good\n")]
+        # Like a fix whose change needs a restart: [docker] restart_command, if set,
+        # runs after the write (the tests point it at a script that takes its time).
+        restart = host.config.docker.restart_command
+        if restart:
+            steps.append(RunCommand(("sh", "-c", restart), "make the marker count"))
         return Plan(
             self.id,
             "example-marker",
             f"write 'good' into {path}",
-            steps=(WriteFile(path, "good\n"),),
+            steps=tuple(steps),
         )

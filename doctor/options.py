@@ -1,0 +1,110 @@
+"""The command line as typed, immutable options: built once by doctor/cli.py from
+argparse's namespace, then the only thing the commands below it see.
+
+``ConfigOptions`` are the overrides every command shares (--config, --docker-host,
+and for ``check`` --stack and --timeout); :func:`effective_config` applies them to
+the configuration file. Each command has its own options class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shipyard_doctor.config import Config
+
+
+@dataclass(frozen=True)
+class ConfigOptions:
+    """Where the configuration comes from, and the flags that override it."""
+
+    path: str | None = None  # --config
+    docker_host: str | None = None  # --docker-host
+    stack: str | None = None  # check --stack
+    timeout: float | None = None  # check --timeout (per check, seconds)
+
+
+@dataclass(frozen=True)
+class FixingOptions:
+    """How fixes may be applied: the flags shared by ``check --fix`` and ``fix``."""
+
+    yes: bool = False  # --yes: apply without asking
+    dry_run: bool = False  # --dry-run: plans only
+    stop_conflicting: bool = False  # ports: may stop foreign port holders
+    command: tuple[str, ...] = ("shipyard-doctor",)  # recorded in the journal
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    config: ConfigOptions
+    only: tuple[str, ...] = ()  # as given: comma-separated ids, repeatable
+    skip: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    json: bool = False
+    verbose: bool = False
+    probe_dhcp: tuple[str, ...] = ()  # interfaces to send a DHCPDISCOVER on
+    fix: bool = False  # --fix (--yes and --dry-run imply it)
+    fixing: FixingOptions = FixingOptions()
+
+    @property
+    def offers_fixes(self) -> bool:
+        return self.fix or self.fixing.yes or self.fixing.dry_run
+
+
+@dataclass(frozen=True)
+class FixCommandOptions:
+    config: ConfigOptions
+    fix_id: str
+    json: bool = False
+    fixing: FixingOptions = FixingOptions()
+
+
+@dataclass(frozen=True)
+class UndoOptions:
+    config: ConfigOptions
+    run: str | None = None  # None: the newest run not yet undone
+    list_runs: bool = False  # --list
+    command: tuple[str, ...] = ("shipyard-doctor", "undo")  # shown in the lock
+
+
+@dataclass(frozen=True)
+class ListOptions:
+    config: ConfigOptions
+    json: bool = False
+
+
+@dataclass(frozen=True)
+class CompletionOptions:
+    shell: str  # bash, zsh or fish
+
+
+CommandOptions = (
+    CheckOptions | FixCommandOptions | UndoOptions | ListOptions | CompletionOptions
+)
+
+
+def effective_config(options: ConfigOptions, environ: Mapping[str, str]) -> Config:
+    """The configuration file, with the command line's overrides applied; a bad
+    endpoint or stack name is a usage error now, before anything runs."""
+    from shipyard_doctor.config import load_config
+    from shipyard_doctor.host.dockerapi import parse_endpoint
+    from shipyard_doctor.stacks import load_stack
+
+    config = load_config(options.path, environ)
+    if options.docker_host:
+        parse_endpoint(options.docker_host)
+        docker = replace(
+            config.docker, host=options.docker_host, host_origin="--docker-host"
+        )
+        config = replace(config, docker=docker)
+    parse_endpoint(config.docker.host)
+    if options.stack and options.stack != config.stack.name:
+        load_stack(options.stack)
+        # [stack.ports] names the file's stack's services: not this other stack's.
+        stack = replace(config.stack, name=options.stack, ports={})
+        config = replace(config, stack=stack)
+    if options.timeout:
+        config = replace(config, checks=replace(config.checks, timeout=options.timeout))
+    return config

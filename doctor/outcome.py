@@ -1,0 +1,59 @@
+"""What a command ended with, and the one function that turns it into an exit code.
+
+Commands return a :class:`CommandOutcome` (the checks that ran, the fix reports if
+fixes were offered); the CLI hands it, or the exception that ended the command, to
+:func:`exit_code`. The codes and their meaning are documented in README.md and in
+``--help`` (``ExitCode`` in doctor/errors.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from shipyard_doctor.errors import DoctorError, ExitCode
+
+if TYPE_CHECKING:
+    from shipyard_doctor.fixengine.fixrun import FixReport
+    from shipyard_doctor.model import CheckRun
+
+
+@dataclass(frozen=True)
+class CommandOutcome:
+    """The end of a command that ran: its checks, and its fixes when it offered any."""
+
+    runs: Sequence[CheckRun] = ()
+    fixes: Sequence[FixReport] = ()
+    usage: bool = False  # no command given: help was shown
+
+
+def exit_code(outcome: CommandOutcome | BaseException) -> ExitCode:
+    """0 no problem left, 1 a check still fails (or errors, and is not ignored),
+    2 usage, 3 fixes planned but not applied, 4 locked, 70 internal, 130 interrupted.
+
+    A check that a fix repaired counts with its result after the fix."""
+    if isinstance(outcome, BaseException):
+        if isinstance(outcome, DoctorError):
+            return outcome.exit_code
+        if isinstance(outcome, KeyboardInterrupt):
+            return ExitCode.INTERRUPTED
+        if isinstance(outcome, BrokenPipeError):
+            return ExitCode.OK  # output went to a pager or head that closed early
+        if isinstance(outcome, SystemExit):  # argparse: --help, --version, bad usage
+            return ExitCode.OK if outcome.code in (0, None) else ExitCode.USAGE
+        return ExitCode.INTERNAL
+    if outcome.usage:
+        return ExitCode.USAGE
+    if any(report.outcome.value == "not-applied" for report in outcome.fixes):
+        return ExitCode.NOT_APPLIED
+    repaired = {
+        report.check_id: report.recheck
+        for report in outcome.fixes
+        if report.recheck is not None and report.outcome.value == "applied"
+    }
+    for run in outcome.runs:
+        final = repaired.get(run.id) or run
+        if final.status.is_problem and not run.ignored:
+            return ExitCode.PROBLEMS
+    return ExitCode.OK
