@@ -168,6 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
         "list", parents=[common], help="list every check and the fixes for it"
     )
     listing.add_argument("--json", action="store_true", help="print JSON")
+
+    # report: its flags live in doctor/report/ (add_parser); see _report below.
+    from shipyard_doctor.report.command import add_parser as add_report_parser
+
+    add_report_parser(commands, [common])
     return parser
 
 
@@ -185,6 +190,8 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
     try:
         if args.command == "list":
             return _list(args, env)
+        if args.command == "report":
+            return _report(args, env)
         if args.command in ("fix", "undo"):
             from shipyard_doctor import cli_fix
 
@@ -350,3 +357,11 @@ def _list(args: argparse.Namespace, env: Environment) -> int:
 
         text.render_list(registry, env.stdout)
     return ExitCode.OK
+
+
+def _report(args: argparse.Namespace, env: Environment) -> int:
+    """`report`: flags -> frozen ReportOptions here; doctor/report/ never sees args."""
+    from shipyard_doctor.report.command import options_from_args, run_report
+
+    options = options_from_args(args)
+    return run_report(options, load_effective_config(args, env), env)
