@@ -115,7 +115,8 @@ def add_parser(
         type=float,
         help="per-collector timeout (default: [report] timeout, 5)",
     )
-    return report
+    parser: argparse.ArgumentParser = report
+    return parser
 
 
 def _lines(text: str) -> int:
@@ -257,9 +258,10 @@ def make_report(
 
     timeout = options.timeout or config.report.timeout
     sections = run_collectors(COLLECTORS, host, context, timeout, run_checks)
+    created = now.strftime("%Y-%m-%d %H:%M:%S UTC")
     meta = {
         "version": __version__,
-        "created": now.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "created": created,
         "checks_from": options.from_results or "",
         "collector_timeout": timeout,
         "log_lines": context.log_lines,
@@ -291,7 +293,7 @@ def make_report(
     path = stamp_path or bundle.default_path(options.format, now)
     if options.format is Format.TARBALL:
         top = Path(path).name.removesuffix(".tar.gz").removesuffix(".tgz")
-        data = bundle.tarball(outputs, meta["created"], top or "report")
+        data = bundle.tarball(outputs, created, top or "report")
     else:
         data = (markdown if options.format is Format.MARKDOWN else as_json).encode()
     mapping_path = None

@@ -66,11 +66,22 @@ def build(
     redactor = None
     if privacy.redact:
         redactor = Redactor(privacy.vocabulary)
-        for part in (host, checks, *(_content(s) for s in sections)):
+        unlearned: dict[str, str] = {}  # section id -> why its secrets are unknown
+        for part in (host, *checks):
             redactor.learn(part)
+        for section in sections:
+            try:
+                redactor.learn(_content(section))
+            except Exception as exc:  # its secrets are unknown: it cannot go out
+                unlearned[section.id] = f"reading it for secrets failed: {_why(exc)}"
         host = _scrub_host(redactor, host)
         checks = [_scrub_check(redactor, c) for c in checks]
-        sections = [_scrub_section(redactor, s) for s in sections]
+        sections = [
+            _withheld(s, unlearned[s.id])
+            if s.id in unlearned
+            else _scrub_section(redactor, s)
+            for s in sections
+        ]
         meta = {
             **meta,
             "redaction": {
@@ -167,13 +178,17 @@ def _scrub_section(redactor: Redactor, section: Section) -> Section:
         )
         return clean
     except Exception as exc:
-        return Section(
-            section.id,
-            section.title,
-            SectionStatus.WITHHELD,
-            f"left out: it could not be redacted ({_why(exc)})",
-            duration=section.duration,
-        )
+        return _withheld(section, _why(exc))
+
+
+def _withheld(section: Section, why: str) -> Section:
+    return Section(
+        section.id,
+        section.title,
+        SectionStatus.WITHHELD,
+        f"left out: it could not be redacted ({why})",
+        duration=section.duration,
+    )
 
 
 def _why(exc: Exception) -> str:

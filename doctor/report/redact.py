@@ -289,7 +289,9 @@ class Redactor:
         """Scrub JSON-like data: a sensitive key loses its value; strings are
         scrubbed."""
         if isinstance(obj, dict):
-            return {k: self.scrub_data(v, str(k)) for k, v in obj.items()}
+            return {
+                self.scrub(str(k)): self.scrub_data(v, str(k)) for k, v in obj.items()
+            }
         if isinstance(obj, list | tuple):
             return [self.scrub_data(v, key) for v in obj]
         if isinstance(obj, str):
@@ -311,7 +313,7 @@ class Redactor:
         """:meth:`leaks` for every string of JSON-like data, each checked as it is
         (patterns are not run on JSON-escaped text)."""
         if isinstance(obj, dict):
-            return [k for v in obj.values() for k in self.leaks_in(v)]
+            return [k for kv in obj.items() for k in self.leaks_in(list(kv))]
         if isinstance(obj, list | tuple):
             return [k for v in obj for k in self.leaks_in(v)]
         return self.leaks(obj) if isinstance(obj, str) else []

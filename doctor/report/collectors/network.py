@@ -60,7 +60,7 @@ def interfaces(host: Host, context: CollectContext) -> Found:
     from shipyard_doctor.host.netinfo import routes
 
     found = Found()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for iface in read_interfaces(host):
         rows.append(
             {
