@@ -1,7 +1,7 @@
 """`report` on real infrastructure: a namespace dockerd running stand-ins of the v1
 stack (busybox images tagged like Shipyard's) with secrets planted everywhere a real
 host keeps them; a Docker socket that never answers; no Docker at all; and a run as
-nobody. Plus the redactor, the Markdown trimming and --from on plain data."""
+nobody; --from and --no-redact. (The redactor alone: tests/test_report_redact.py.)"""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ import hashlib
 import json
 import re
 import secrets
+import socket
 import stat
+import subprocess
+import sys
 import tarfile
 from dataclasses import dataclass
 from importlib import resources
@@ -162,6 +165,21 @@ def planted(clean_docker_host, tmp_path) -> Planted:
         },
         script,
     )
+    # Recognised by deploy's labels rather than by name; an unrelated one is not.
+    host.client.containers.run(
+        host.image,
+        ["sleep", "3600"],
+        name="my-shipyard-ui",
+        detach=True,
+        labels={"stack": "v1", "service": "shipyard"},
+    )
+    host.client.containers.run(
+        host.image,
+        ["sleep", "3600"],
+        name="unrelated",
+        detach=True,
+        labels={"com.docker.compose.service": "web"},
+    )
     etc = tmp_path / "etc"
     (etc / "systemd/docker.service.d").mkdir(parents=True)
     (etc / "systemd/docker.service").write_text(
@@ -309,6 +327,7 @@ def test_planted_secrets_never_leave_in_any_format(planted, tmp_path):
         for c in s["data"]["containers"]
     }
     assert set(containers) == {
+        "my-shipyard-ui",
         "shipyard",
         "shipyard_db",
         "shipyard_lb",
@@ -387,6 +406,10 @@ def test_pseudonyms_are_consistent_across_sections_and_formats(planted, tmp_path
     assert not any(name.endswith(".pseudonyms.json") for name in members)
     assert json.dumps(mapping["ipv4"]) not in everything
     assert doc["pseudonymized"] is True
+    # This machine's name too, the same in the host summary and the system section.
+    hostname = socket.gethostname()
+    assert mapping["hostname"][hostname] == doc["host"]["hostname"]
+    assert sections["system"]["data"]["hostname"] == doc["host"]["hostname"]
     # Documentation addresses identify nobody and stay (the daemon's DNS option).
     assert "198.51.100.53" in everything
 
@@ -423,22 +446,27 @@ def test_a_hanging_docker_api_gives_a_report_in_time(netns, hanging_socket, tmp_
 
 
 def test_no_docker_at_all_still_gives_a_report(netns, tmp_path):
-    out = tmp_path / "r.md"
-    run = run_doctor(
-        "report",
-        "-o",
-        str(out),
-        "--docker-host",
-        f"unix://{tmp_path}/docker.sock",
-        netns=netns,
+    # No -o: a timestamped file in the current directory, mode 0600.
+    argv = [sys.executable, "-m", "shipyard_doctor", "report", "--docker-host"]
+    argv.append(f"unix://{tmp_path}/docker.sock")
+    done = subprocess.run(
+        netns.nsenter_argv(argv), cwd=tmp_path, capture_output=True, text=True
     )
-    assert run.code == 0, run.stderr
+    assert done.returncode == 0, done.stderr
+    (out,) = tmp_path.glob("shipyard-doctor-report-*.md")
+    assert re.fullmatch(r"shipyard-doctor-report-\d{8}-\d{6}\.md", out.name)
+    assert f"report written to {out.name} (md, " in done.stdout
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
     markdown = out.read_text()
     rows = table_rows(markdown)
     daemon = next(r for r in rows if r[0] == "`docker-daemon`")
     assert "failure" in daemon[1] and "not running" in daemon[2]
     assert "| Docker version and info | skipped | the Docker API at unix://" in markdown
     assert "### Could not be read" in markdown
+    # -o - writes the same Markdown to stdout, and the outcome to stderr.
+    run = run_doctor("report", "-o", "-", *argv[-2:], netns=netns)
+    assert run.code == 0 and run.stdout.startswith("# shipyard-doctor report\n")
+    assert "report written to stdout (md, " in run.stderr
 
 
 def test_as_nobody_the_report_says_what_it_could_not_read(

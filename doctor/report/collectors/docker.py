@@ -125,16 +125,14 @@ def is_stack_container(
     name: str, labels: Mapping[str, str], known: Mapping[str, str]
 ) -> str | None:
     """The stack a container belongs to: by the stacks' container names, or by a
-    ``stack``/``service`` label (``deploy`` labels what it creates); else None."""
+    ``stack``/``service`` label (``deploy`` labels what it creates); else None.
+    Only these exact keys: Compose's ``com.docker.compose.service`` is not ours."""
     if name in known:
         return known[name]
-    for key, value in (labels or {}).items():
-        if key == "stack" or key.endswith(".stack"):
-            return value or "?"
-    for key in labels or {}:
-        if key == "service" or key.endswith(".service"):
-            return "?"
-    return None
+    labels = labels or {}
+    if "stack" in labels:
+        return labels["stack"] or "?"
+    return "?" if "service" in labels else None
 
 
 def containers(host: Host, context: CollectContext) -> Found:
