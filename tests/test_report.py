@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 import secrets
 import socket
@@ -550,3 +551,29 @@ def test_no_redact_needs_a_terminal_or_yes(planted, tmp_path):
     markdown = out.read_text()
     assert markdown.splitlines()[2].startswith("> **⚠ UNREDACTED:**")
     assert planted.secrets["django secret key"] in markdown
+
+
+def test_no_redact_asks_on_a_terminal(netns, tmp_path):
+    import pty
+
+    out = tmp_path / "r.md"
+    argv = [sys.executable, "-m", "shipyard_doctor", "report", "--no-redact"]
+    argv += ["-o", str(out), "--docker-host", f"unix://{tmp_path}/docker.sock"]
+    for answer, code in (("n\n", 3), ("y\n", 0)):
+        leader, follower = pty.openpty()
+        try:
+            os.write(leader, answer.encode())
+            done = subprocess.run(
+                netns.nsenter_argv(argv),
+                stdin=follower,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        finally:
+            os.close(leader)
+            os.close(follower)
+        assert done.returncode == code, done.stderr
+        assert "Write it unredacted? [y/N]" in done.stderr
+        assert out.exists() == (answer == "y\n")
+    assert "UNREDACTED" in out.read_text().splitlines()[2]
