@@ -165,7 +165,7 @@ def run_report(options: ReportOptions, config: Config, env: Environment) -> int:
     if options.to_stdout and options.format is Format.TARBALL:
         raise UsageError("a tarball cannot go to stdout: give -o FILE.tar.gz")
     if not options.redact and not _confirmed(options, env):
-        print("shipyard-doctor: nothing written (not confirmed)", file=env.stderr)
+        render_not_confirmed(env.stderr)
         return ExitCode.NOT_APPLIED
     saved = load_results(options.from_results) if options.from_results else None
     outcome = make_report(options, config, env, saved)
@@ -354,6 +354,10 @@ def render_outcome(outcome: Outcome, out: TextIO) -> None:
             file=out,
         )
     print("nothing was uploaded; review the report before you share it", file=out)
+
+
+def render_not_confirmed(out: TextIO) -> None:
+    print("shipyard-doctor: nothing written (--no-redact was not confirmed)", file=out)
 
 
 def _run_checks(host: Host, config: Config) -> list[Any]:

@@ -77,12 +77,14 @@ def system(host: Host, context: CollectContext) -> Found:
 
 
 def _init_system(proc: Path, found: Found) -> str:
+    from shipyard_doctor.host.systemd import systemd_running
+
     try:
         comm = (proc / "1" / "comm").read_text().strip()
     except OSError as exc:
         found.cannot_read(str(proc / "1" / "comm"), exc.strerror or str(exc))
         comm = ""
-    if Path("/run/systemd/system").is_dir() or comm == "systemd":
+    if systemd_running() or comm == "systemd":
         return "systemd"
     return comm or "unknown"
 
