@@ -577,3 +577,52 @@ def test_no_redact_asks_on_a_terminal(netns, tmp_path):
         assert "Write it unredacted? [y/N]" in done.stderr
         assert out.exists() == (answer == "y\n")
     assert "UNREDACTED" in out.read_text().splitlines()[2]
+
+
+@pytest.mark.parametrize(
+    ("vendor", "product", "osrelease", "marker", "kinds"),
+    [
+        ("innotek GmbH", "VirtualBox", "6.1.0-18-amd64", None, ["VirtualBox"]),
+        ("QEMU", "Standard PC (Q35 + ICH9, 2009)", "6.1.0", None, ["KVM/QEMU"]),
+        ("", "", "5.15.153.1-microsoft-standard-WSL2", None, ["WSL2"]),
+        ("", "", "6.1.0", "docker", ["container (docker)"]),
+    ],
+)
+def test_virtualization_is_recognised_from_files_anyone_can_read(
+    netns, tmp_path, vendor, product, osrelease, marker, kinds
+):
+    dmi = tmp_path / "dmi"
+    proc = tmp_path / "proc"
+    (proc / "sys/kernel").mkdir(parents=True)
+    (proc / "sys/kernel/osrelease").write_text(osrelease + "\n")
+    flags = "fpu vme de pse" + (" hypervisor" if vendor else "")
+    (proc / "cpuinfo").write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    if vendor:
+        dmi.mkdir()
+        (dmi / "sys_vendor").write_text(vendor + "\n")
+        (dmi / "product_name").write_text(product + "\n")
+    markers = [str(tmp_path / "dockerenv")]
+    if marker:
+        (tmp_path / "dockerenv").write_text(marker + "\n")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[host]\ndmi_dir = "{dmi}"\nproc_dir = "{proc}"\n'
+        f"container_markers = {json.dumps(markers)}\n"
+    )
+    argv = ["report", "--format", "json", "-o", "-", "--docker-host"]
+    run = run_doctor(*argv, f"unix://{tmp_path}/d.sock", netns=netns, config=config)
+    assert run.code == 0, run.stderr
+    section = next(s for s in run.doc["sections"] if s["id"] == "virtualization")
+    assert section["data"]["kinds"] == kinds
+    assert section["data"]["hypervisor_flag"] == bool(vendor)
+    # /proc/self/mountinfo is read under [host] proc_dir too: said, not guessed.
+    mounts = next(s for s in run.doc["sections"] if s["id"] == "mounts")
+    assert mounts["unreadable"][0].startswith(f"{proc}/self/mountinfo: ")
+
+
+def test_a_tarball_cannot_go_to_stdout():
+    run = run_doctor("report", "--format", "tar", "-o", "-")
+    assert run.code == 2
+    assert run.stderr.strip() == (
+        "shipyard-doctor: error: a tarball cannot go to stdout: give -o FILE.tar.gz"
+    )
