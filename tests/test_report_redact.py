@@ -153,3 +153,19 @@ def test_markdown_fits_githubs_limit_and_says_what_it_trimmed():
     assert "characters trimmed here to fit GitHub's limit" in text
     assert "kernel 6.1" in text  # small sections are kept whole
     assert "| `ports` | ✓ ok | free \\| really |" in text
+
+
+def test_collectors_conform():
+    """Every collector: a unique id the schema accepts, a title, a row in README."""
+    import re
+    from pathlib import Path
+
+    from shipyard_doctor.report.collectors import COLLECTORS
+
+    ids = [c.id for c in COLLECTORS]
+    assert len(ids) == len(set(ids))
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for collector in COLLECTORS:
+        assert re.fullmatch(r"[a-z][a-z0-9-]*", collector.id)
+        assert collector.title and callable(collector.collect)
+        assert f"\n| {collector.id} | " in readme, f"{collector.id} not in README"
