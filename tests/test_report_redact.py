@@ -93,6 +93,7 @@ def test_what_is_not_a_secret_stays():
         'Environment="DOCKER_OPTS=-H fd://"',
         "ADMIN_PASS=shipyard",  # the stack's public default: masked nowhere else
         "Plugins Authorization: null",
+        "org.opencontainers.image.authors=ehazlett",
     )
     assert out == [
         "--tlskey=/etc/docker/key.pem",
@@ -100,6 +101,7 @@ def test_what_is_not_a_secret_stays():
         'Environment="DOCKER_OPTS=-H fd://"',
         "ADMIN_PASS=shipyard",
         "Plugins Authorization: null",
+        "org.opencontainers.image.authors=ehazlett",
     ]
 
 

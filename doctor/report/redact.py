@@ -31,6 +31,8 @@ SENSITIVE_NAME = re.compile(
 )
 #: Names that match SENSITIVE_NAME but never hold secrets.
 NOT_SENSITIVE = frozenset({"PWD", "OLDPWD", "KEYMAP", "XAUTHORITY"})
+#: Words that contain a sensitive one by accident (an image's "authors" label).
+_INNOCENT_WORDS = re.compile(r"author|keyboard|keymap|hotkey|monkey", re.IGNORECASE)
 
 _PEM = re.compile(
     r"(-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----)(.*?)(-----END \2PRIVATE KEY-----|\Z)",
@@ -76,7 +78,7 @@ def sensitive_name(name: str) -> bool:
     return (
         bool(_NAME.match(bare))
         and bare.upper() not in NOT_SENSITIVE
-        and bool(SENSITIVE_NAME.search(bare))
+        and bool(SENSITIVE_NAME.search(_INNOCENT_WORDS.sub("", bare)))
     )
 
 
