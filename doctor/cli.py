@@ -28,6 +28,7 @@ from shipyard_doctor.options import (
     FixCommandOptions,
     FixingOptions,
     ListOptions,
+    ReportCommandOptions,
     UndoOptions,
 )
 from shipyard_doctor.outcome import CommandOutcome, exit_code
@@ -200,6 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     listing.add_argument("--json", action="store_true", help="print JSON")
     add_completion_command(commands)
+
+    # report: its flags live in doctor/report/ (add_parser); `run` below.
+    from shipyard_doctor.report.command import add_parser as add_report_parser
+
+    add_report_parser(commands, [common])
     return parser
 
 
@@ -222,12 +228,11 @@ def to_options(args: argparse.Namespace, argv: Sequence[str]) -> CommandOptions:
     """The parsed command line as the typed options of its command."""
     if args.command == "completion":
         return CompletionOptions(args.shell)
-    config = ConfigOptions(
-        path=args.config,
-        docker_host=args.docker_host,
-        stack=getattr(args, "stack", None),
-        timeout=getattr(args, "timeout", None),
-    )
+    if args.command == "report":
+        from shipyard_doctor.report.command import options_from_args
+
+        return ReportCommandOptions(_config_options(args), options_from_args(args))
+    config = _config_options(args)
     command = ("shipyard-doctor", *argv)
     if args.command == "list":
         return ListOptions(config, json=args.json)
@@ -251,6 +256,15 @@ def to_options(args: argparse.Namespace, argv: Sequence[str]) -> CommandOptions:
         probe_dhcp=tuple(args.probe_dhcp),
         fix=args.fix,
         fixing=fixing,
+    )
+
+
+def _config_options(args: argparse.Namespace) -> ConfigOptions:
+    return ConfigOptions(
+        path=args.config,
+        docker_host=args.docker_host,
+        stack=getattr(args, "stack", None),
+        timeout=getattr(args, "timeout", None),
     )
 
 
@@ -297,6 +311,12 @@ def run(options: CommandOptions, env: Environment) -> CommandOutcome:
 
         env.stdout.write(completion_script(build_parser(), options.shell))
         return CommandOutcome()
+    if isinstance(options, ReportCommandOptions):
+        from shipyard_doctor.options import effective_config
+        from shipyard_doctor.report.command import run_report
+
+        config = effective_config(options.config, env.environ)
+        return run_report(options.report, config, env)
     if isinstance(options, ListOptions):
         from shipyard_doctor.commands.listing import list_command as command
     elif isinstance(options, UndoOptions):

@@ -92,6 +92,27 @@ class HostConfig:
     # The script the dhcp fix gives a dhclient it starts when no running client
     # names one (-sf); "" = dhclient's own, allowed only in PID 1's network namespace.
     dhclient_script: str = ""
+    # Read by `report` (tests point them at temp dirs): the distribution, /proc (for
+    # cpuinfo, the kernel's osrelease, PID 1's name), files that mark a container, and
+    # the init scripts' defaults files that hold dockerd's options.
+    os_release: str = "/etc/os-release"
+    proc_dir: str = "/proc"
+    container_markers: tuple[str, ...] = (
+        "/.dockerenv",
+        "/run/.containerenv",
+        "/run/systemd/container",
+    )
+    init_defaults: tuple[str, ...] = (
+        "/etc/default/docker",
+        "/etc/conf.d/docker",
+        "/etc/sysconfig/docker",
+    )
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    timeout: float = 5.0  # seconds per collector of `report`
+    log_lines: int = 50  # last lines of each container's and dockerd's log
 
 
 @dataclass(frozen=True)
@@ -107,6 +128,7 @@ class Config:
     host: HostConfig = field(default_factory=HostConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)
     fix: FixConfig = field(default_factory=FixConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     source: Path | None = None  # the file the values came from, if any
 
 
@@ -163,6 +185,12 @@ def _command(value: Any) -> str:
     return value
 
 
+def _line_count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10000:
+        raise ValueError("must be a number of lines from 0 to 10000")
+    return value
+
+
 def _tcp_address(value: Any) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"\[?[\w.:-]+\]?:\d{1,5}", value):
         raise ValueError('must be HOST:PORT, e.g. "127.0.0.1:4243"')
@@ -201,7 +229,12 @@ SCHEMA: dict[str, dict[str, Validator]] = {
         "dmi_dir": _path,
         "lease_dirs": _dir_list,
         "dhclient_script": _path,
+        "os_release": _path,
+        "proc_dir": _path,
+        "container_markers": _dir_list,
+        "init_defaults": _dir_list,
     },
+    "report": {"timeout": _seconds, "log_lines": _line_count},
 }
 
 
@@ -250,6 +283,7 @@ def load_config(
     host = HostConfig(**values.get("host", {}))
     agent = AgentConfig(**values.get("agent", {}))
     fix = FixConfig(**values.get("fix", {}))
+    report = ReportConfig(**values.get("report", {}))
     return Config(
         docker=docker,
         stack=stack,
@@ -257,6 +291,7 @@ def load_config(
         host=host,
         agent=agent,
         fix=fix,
+        report=report,
         source=path,
     )
 

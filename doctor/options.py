@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from shipyard_doctor.report.options import ReportOptions
+
 if TYPE_CHECKING:
     from shipyard_doctor.config import Config
 
@@ -80,8 +82,19 @@ class CompletionOptions:
     shell: str  # bash, zsh or fish
 
 
+@dataclass(frozen=True)
+class ReportCommandOptions:
+    config: ConfigOptions
+    report: ReportOptions  # doctor/report/options.py
+
+
 CommandOptions = (
-    CheckOptions | FixCommandOptions | UndoOptions | ListOptions | CompletionOptions
+    CheckOptions
+    | FixCommandOptions
+    | UndoOptions
+    | ListOptions
+    | CompletionOptions
+    | ReportCommandOptions
 )
 
 

@@ -26,6 +26,8 @@ class CommandOutcome:
     runs: Sequence[CheckRun] = ()
     fixes: Sequence[FixReport] = ()
     usage: bool = False  # no command given: help was shown
+    declined: bool = False  # the user said no (or could not be asked): nothing done
+    failed: bool = False  # the command itself failed (deploy): said why already
 
 
 def exit_code(outcome: CommandOutcome | BaseException) -> ExitCode:
@@ -45,6 +47,10 @@ def exit_code(outcome: CommandOutcome | BaseException) -> ExitCode:
         return ExitCode.INTERNAL
     if outcome.usage:
         return ExitCode.USAGE
+    if outcome.failed:
+        return ExitCode.PROBLEMS
+    if outcome.declined:
+        return ExitCode.NOT_APPLIED
     if any(report.outcome.value == "not-applied" for report in outcome.fixes):
         return ExitCode.NOT_APPLIED
     repaired = {
