@@ -11,9 +11,10 @@ containerd), with the line that shows it.
 
 from __future__ import annotations
 
-from shipyard_doctor.host import daemonconf, dockerlog
+from shipyard_doctor.host import daemonconf, dockerlog, manager
 from shipyard_doctor.host.dockerapi import DockerProbe, Problem
 from shipyard_doctor.host.gateway import Host
+from shipyard_doctor.host.manager import Kind
 from shipyard_doctor.model import Check, Result
 
 DOCS = "https://docs.docker.com/engine/install/"
@@ -105,8 +106,9 @@ def _explain(probe: DockerProbe, host: Host) -> tuple[str, list[str], bool]:
                 f"the Docker daemon at {url} timed out: it accepted the connection but "
                 f"did not answer within {host.docker_timeout:g} s",
                 [
-                    "the daemon may be hung or overloaded: look at its log (journalctl "
-                    "-u docker.service) and restart it (systemctl restart docker)",
+                    "the daemon may be hung or overloaded: look at its log "
+                    f"({_read_more(dockerlog.daemon_log(host).source)}) and restart "
+                    f"it ({_restart_hint(host)})",
                     "raise [docker] timeout if this host is just slow",
                 ],
                 True,
@@ -147,9 +149,24 @@ def _explain(probe: DockerProbe, host: Host) -> tuple[str, list[str], bool]:
 
 
 def _start_hints(host: Host) -> list[str]:
-    hints = [
-        "start Docker: sudo systemctl start docker (or: sudo service docker start)"
-    ]
+    found = host.docker_manager()
+    command = found.start_command(host.is_root)
+    if found.kind in (Kind.MANUAL, Kind.NONE) and not found.argv:
+        # No service would start it: the daemon itself, in the background.
+        conf = host.config.docker.daemon_json
+        flag = (
+            "" if conf == daemonconf.DEFAULT_CONFIG_FILE else f" --config-file {conf}"
+        )
+        command += f"{flag} > /var/log/docker.log 2>&1 &"
+    hints = [f"start Docker: {command}"]
+    if manager.start_limit_hit(host):
+        sudo = "" if host.is_root else "sudo "
+        hints.insert(
+            0,
+            f"systemd refuses to start Docker again (its start limit was hit): "
+            f"{sudo}systemctl reset-failed docker.service docker.socket, then "
+            f"{command}",
+        )
     if host.dockerd_processes():
         hints.insert(
             0,
@@ -157,6 +174,14 @@ def _start_hints(host: Host) -> list[str]:
             "[docker] host at the socket it serves (see its -H flags above)",
         )
     return hints
+
+
+def _restart_hint(host: Host) -> str:
+    commands = host.docker_manager().restart_commands()
+    sudo = "" if host.is_root else "sudo "
+    if not commands:
+        return "stop the dockerd process and start it again the way it was started"
+    return " && ".join(sudo + " ".join(argv) for argv in commands)
 
 
 def _why_down(host: Host) -> tuple[str, list[str], list[str], list[dict[str, str]]]:
@@ -180,7 +205,7 @@ def _why_down(host: Host) -> tuple[str, list[str], list[str], list[dict[str, str
     causes = [{"id": m.cause.id, "line": m.line} for m in matches]
     if matches:
         return f"its log says: {matches[-1].cause.title}", details, hints, causes
-    setup = daemonconf.unit_setup(host).setup or daemonconf.running_setup(host)
+    setup = manager.managed_setup(host) or daemonconf.unit_setup(host).setup
     if setup is not None and setup.conflict:
         explanation, hints2 = dockerlog.explain(
             "hosts-flag-and-file", file=setup.daemon_json.path, dockerd=setup.argv[0]

@@ -92,6 +92,13 @@ class HostConfig:
     # The script the dhcp fix gives a dhclient it starts when no running client
     # names one (-sf); "" = dhclient's own, allowed only in PID 1's network namespace.
     dhclient_script: str = ""
+    # What runs as init and who manages dockerd (doctor/host/manager.py): PID 1's
+    # /proc, systemd's runtime dir (<run_dir>/systemd/system exists when it is PID
+    # 1), and the init scripts (/etc/init.d/docker, with /etc/default/docker or
+    # OpenRC's /etc/conf.d/docker next to that dir).
+    proc_dir: str = "/proc"
+    run_dir: str = "/run"
+    init_dir: str = "/etc/init.d"
 
 
 @dataclass(frozen=True)
@@ -201,6 +208,9 @@ SCHEMA: dict[str, dict[str, Validator]] = {
         "dmi_dir": _path,
         "lease_dirs": _dir_list,
         "dhclient_script": _path,
+        "proc_dir": _path,
+        "run_dir": _path,
+        "init_dir": _path,
     },
 }
 

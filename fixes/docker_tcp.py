@@ -25,7 +25,7 @@ from shipyard_doctor.fixing import (
     Symlink,
     WriteFile,
 )
-from shipyard_doctor.host import daemonconf, tcproutes
+from shipyard_doctor.host import daemonconf, manager, tcproutes
 from shipyard_doctor.host.agent import agent_version, find_agent_binary
 from shipyard_doctor.host.dockerapi import parse_endpoint, probe
 
@@ -73,7 +73,7 @@ class DockerTcpFix(Fix):
             )
         running = daemonconf.running_setup(host)
         unit = daemonconf.unit_setup(host)
-        setup = unit.setup or running
+        setup = manager.managed_setup(host)
         if setup is None:
             return refuse(
                 "refused: no dockerd runs here and no docker.service was found in "

@@ -1,0 +1,166 @@
+"""The fixes on a real systemd host: a Debian machine booted with systemd-nspawn
+(machine.py), systemd as PID 1 and Debian's docker.service running, the doctor
+run inside it. Nothing here reaches this machine's own systemd or Docker.
+
+One machine per module serves the tests that leave it as they found it; a test
+that needs its own unit files or mounts boots its own (~4 s)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+DROPIN = "/etc/systemd/system/docker.service.d/shipyard-doctor.conf"
+
+
+def doctor_json(machine: Any, *args: str) -> dict[str, Any]:
+    run = machine.doctor(*args, "--json")
+    try:
+        doc: dict[str, Any] = json.loads(run.stdout)
+    except json.JSONDecodeError:
+        raise AssertionError(f"no JSON from {args}: {run.stdout}{run.stderr}") from None
+    doc["_exit"] = run.returncode
+    return doc
+
+
+def check_result(machine: Any, check: str) -> dict[str, Any]:
+    doc = doctor_json(machine, "check", "--only", check)
+    (result,) = [r for r in doc["checks"] if r["id"] == check]
+    return result
+
+
+def ping_tcp(machine: Any, port: int = 4243) -> str:
+    run = machine.run(
+        ["curl", "-s", "--max-time", "5", f"http://127.0.0.1:{port}/_ping"]
+    )
+    return run.stdout
+
+
+def test_manager_is_the_systemd_that_runs_dockerd(systemd_machine: Any) -> None:
+    code = (
+        "from shipyard_doctor.config import Config\n"
+        "from shipyard_doctor.host.gateway import Host\n"
+        "import json; print(json.dumps(Host(Config()).docker_manager().to_dict()))"
+    )
+    found = json.loads(systemd_machine.check(["/opt/sd/bin/python", "-c", code]))
+    pid = int(
+        systemd_machine.check(
+            ["systemctl", "show", "-p", "MainPID", "--value", "docker"]
+        )
+    )
+    assert found == {
+        "kind": "systemd",
+        "init": "systemd",
+        "running": True,
+        "pid": pid,
+        "unit": "docker.service",
+        "config_file": None,
+    }
+
+
+def test_docker_tcp_dropin_fix_answers_on_tcp_and_undo_is_byte_identical(
+    systemd_machine: Any,
+) -> None:
+    m = systemd_machine
+    before = check_result(m, "docker-tcp")
+    assert before["status"] == "failure", before
+    assert ping_tcp(m) == ""
+    fix = doctor_json(m, "fix", "docker-tcp", "--yes")
+    (report,) = fix["fixes"]
+    assert report["outcome"] == "applied", report
+    assert "drop-in" in report["plan"]["summary"], report["plan"]
+    assert ping_tcp(m) == "OK"
+    dropin = m.check(["cat", DROPIN])
+    assert "-H tcp://127.0.0.1:4243" in dropin
+    # systemd really loaded it: the running dockerd's command line has the address.
+    exec_start = m.check(["systemctl", "show", "-p", "ExecStart", "docker"])
+    assert "tcp://127.0.0.1:4243" in exec_start
+
+    undo = m.doctor("undo")
+    assert undo.returncode == 0, undo.stdout + undo.stderr
+    assert m.run(["test", "-e", DROPIN]).returncode != 0
+    assert m.run(["ls", "-A", "/etc/systemd/system/docker.service.d"]).stdout in ("",)
+    m.check(["systemctl", "is-active", "docker"])
+    assert ping_tcp(m) == ""
+    assert check_result(m, "docker-tcp")["status"] == "failure"
+
+
+def _coreos(root: Path) -> None:
+    """A CoreOS-like host: docker.socket plus a docker-tcp.socket unit in /usr."""
+    units = root / "usr/lib/systemd/system"
+    (units / "docker-tcp.socket").write_text(
+        "[Unit]\nDescription=Docker Socket for the API on TCP\n\n"
+        "[Socket]\nListenStream=127.0.0.1:2375\nService=docker.service\n"
+        "BindIPv6Only=both\n\n[Install]\nWantedBy=sockets.target\n"
+    )
+    wants = root / "etc/systemd/system/sockets.target.wants"
+    wants.mkdir(parents=True, exist_ok=True)
+    (wants / "docker-tcp.socket").symlink_to(
+        "/usr/lib/systemd/system/docker-tcp.socket"
+    )
+
+
+def test_coreos_socket_route_with_read_only_usr(boot_machine: Any) -> None:
+    m = boot_machine(prepare=_coreos, nspawn_args=["--bind-ro={root}/usr:/usr"])
+    # The read-only /usr is real: nothing can be written there.
+    assert m.run(["touch", "/usr/lib/systemd/system/x"]).returncode != 0
+    assert ping_tcp(m, 2375) == "OK"  # the host's own TCP socket unit works
+    fix = doctor_json(m, "fix", "docker-tcp", "--yes")
+    (report,) = fix["fixes"]
+    assert report["outcome"] == "applied", report
+    assert "socket" in report["plan"]["summary"], report["plan"]
+    assert ping_tcp(m) == "OK"
+    unit = m.check(["cat", "/etc/systemd/system/docker-tcp.socket"])
+    assert "ListenStream=127.0.0.1:4243" in unit
+    undo = m.doctor("undo")
+    assert undo.returncode == 0, undo.stdout + undo.stderr
+    assert m.run(["test", "-e", "/etc/systemd/system/docker-tcp.socket"]).returncode
+    m.check(["systemctl", "is-active", "docker"])
+    assert ping_tcp(m) == ""
+    assert ping_tcp(m, 2375) == "OK"
+
+
+@pytest.mark.parametrize("unused", [None])
+def test_docker_daemon_reads_the_journal_since_the_last_start(
+    systemd_machine: Any, unused: None
+) -> None:
+    m = systemd_machine
+    m.path("/etc/docker").mkdir(exist_ok=True)
+    daemon_json = m.path("/etc/docker/daemon.json")
+    daemon_json.write_text('{"no-such-option": true}\n')
+    try:
+        m.run(["systemctl", "restart", "docker"])
+        # Debian's unit restarts it (Restart=always) until its start limit.
+        for _ in range(60):
+            result = m.run(["systemctl", "show", "-p", "Result", "--value", "docker"])
+            if result.stdout.strip() == "start-limit-hit":
+                break
+            m.run(["sleep", "0.5"])
+        else:
+            raise AssertionError("docker.service never hit its start limit")
+        down = check_result(m, "docker-daemon")
+        assert down["status"] == "failure", down
+        text = "\n".join(down["details"] + down["hints"])
+        assert "no-such-option" in text
+        assert "systemctl reset-failed docker.service docker.socket" in text
+
+        # The key is removed, but systemd still refuses: the doctor must not quote
+        # the old error, only the start limit and its remedy.
+        daemon_json.write_text("{}\n")
+        m.run(["systemctl", "start", "docker"])
+        stale = check_result(m, "docker-daemon")
+        text = "\n".join(stale["details"] + stale["hints"])
+        assert "no-such-option" not in text, stale
+        assert "start limit" in stale["summary"], stale
+        assert stale["hints"][0].startswith("systemd refuses to start Docker again"), (
+            stale
+        )
+        assert "systemctl start docker" in stale["hints"][0]
+    finally:
+        daemon_json.unlink(missing_ok=True)
+        m.run(["systemctl", "reset-failed", "docker.service", "docker.socket"])
+        m.check(["systemctl", "start", "docker"])
+    assert check_result(m, "docker-daemon")["status"] == "ok"
