@@ -53,7 +53,7 @@ class DockerDaemonCheck(Check):
             label, why, fixes, causes = _why_down(host)
             summary += f" ({label})" if label else ""
             details.extend(why)
-            hints = fixes + hints
+            hints = fixes + [h for h in hints if h not in fixes]
             data["causes"] = causes
         make = Result.error if as_error else Result.failure
         return make(summary, details=details, hints=hints, data=data)
@@ -160,13 +160,7 @@ def _start_hints(host: Host) -> list[str]:
         command += f"{flag} > /var/log/docker.log 2>&1 &"
     hints = [f"start Docker: {command}"]
     if manager.start_limit_hit(host):
-        sudo = "" if host.is_root else "sudo "
-        hints.insert(
-            0,
-            f"systemd refuses to start Docker again (its start limit was hit): "
-            f"{sudo}systemctl reset-failed docker.service docker.socket, then "
-            f"{command}",
-        )
+        hints.insert(0, dockerlog.START_LIMIT_HINT)
     if host.dockerd_processes():
         hints.insert(
             0,
@@ -198,7 +192,9 @@ def _why_down(host: Host) -> tuple[str, list[str], list[str], list[dict[str, str
         "file": host.config.docker.daemon_json,
         "dockerd": host.find_binary("dockerd") or "/usr/bin/dockerd",
     }
-    matches = dockerlog.known_causes(log.last_attempt(), fields)
+    matches = dockerlog.drop_stale(
+        dockerlog.known_causes(log.last_attempt(), fields), fields["file"]
+    )
     for m in matches:
         details += [f"log says: {m.line}", f"known cause: {m.explanation}"]
         hints += m.hints

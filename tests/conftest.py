@@ -269,9 +269,8 @@ def machine_base(pytestconfig: pytest.Config) -> Iterator[Path]:
     ~2 min, under /var/cache/shipyard-doctor-tests; later runs reuse it)."""
     import machine
 
-    with infra_setup():
-        with infra.timed() as t:
-            base = machine.base_root()
+    with infra_setup(), infra.timed() as t:
+        base = machine.base_root()
     pytestconfig.stash.setdefault(_TIMINGS, {})["machine base"] = t[0]
     try:
         yield base

@@ -168,8 +168,16 @@ def _build(root: Path, log: Path) -> None:
     wheels = root / "tmp" / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
     _run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "-w", str(wheels)]
-        + _project_dependencies(),
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "-w",
+            str(wheels),
+            *_project_dependencies(),
+        ],
         log,
     )
     ca = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -178,9 +186,17 @@ def _build(root: Path, log: Path) -> None:
     env = _chroot_env()
     _run(["chroot", str(root), "python3", "-m", "venv", "/opt/sd"], log, env=env)
     _run(
-        ["chroot", str(root), "/opt/sd/bin/pip", "install", "-q", "--no-index"]
-        + ["--find-links", "/tmp/wheels"]
-        + _project_dependencies(),
+        [
+            "chroot",
+            str(root),
+            "/opt/sd/bin/pip",
+            "install",
+            "-q",
+            "--no-index",
+            "--find-links",
+            "/tmp/wheels",
+            *_project_dependencies(),
+        ],
         log,
         env=env,
     )
@@ -245,8 +261,18 @@ def project_wheel() -> Path:
             (src / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, src / rel)
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps"]
-        + ["--no-build-isolation", "-w", str(out), str(src)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(out),
+            str(src),
+        ],
         capture_output=True,
         text=True,
     )
@@ -330,8 +356,9 @@ class Machine:
         """Copy *base*, install the checkout, boot; return once docker is active.
 
         *nspawn_args* are added to systemd-nspawn's command line (``--bind-ro=``,
-        ``--network-veth``...; ``{root}`` in them is the machine's root dir); *prepare*, if given, is called with the machine's
-        root path before the boot (to add units, disable services...).
+        ``--network-veth``...; ``{root}`` in them is the machine's root dir);
+        *prepare*, if given, is called with the machine's root path before the
+        boot (to add units, disable services...).
         """
         tools = require_machine_tools()
         wheel = project_wheel()
@@ -345,9 +372,15 @@ class Machine:
             for d in ("root", "upper", "work", "docker", "containerd"):
                 (top / d).mkdir()
             subprocess.run(
-                ["mount", "-t", "overlay", "overlay", "-o"]
-                + [f"lowerdir={base},upperdir={top}/upper,workdir={top}/work"]
-                + [str(machine.root)],
+                [
+                    "mount",
+                    "-t",
+                    "overlay",
+                    "overlay",
+                    "-o",
+                    f"lowerdir={base},upperdir={top}/upper,workdir={top}/work",
+                    str(machine.root),
+                ],
                 check=True,
             )
             nspawn_args = [
@@ -357,8 +390,16 @@ class Machine:
             ]
             shutil.copy(wheel, machine.root / "tmp" / wheel.name)
             proc = subprocess.run(
-                ["chroot", str(machine.root), "/opt/sd/bin/pip", "install", "-q"]
-                + ["--no-deps", "--no-index", f"/tmp/{wheel.name}"],
+                [
+                    "chroot",
+                    str(machine.root),
+                    "/opt/sd/bin/pip",
+                    "install",
+                    "-q",
+                    "--no-deps",
+                    "--no-index",
+                    f"/tmp/{wheel.name}",
+                ],
                 env=_chroot_env(),
                 capture_output=True,
                 text=True,

@@ -70,7 +70,8 @@ def test_missing_socket_says_not_running(tmp_path):
     assert check["summary"] == (
         f"the Docker daemon is not running: {tmp_path}/docker.sock does not exist"
     )
-    assert any("systemctl start docker" in h for h in check["hints"])
+    # How to start it depends on who manages Docker here (test_manager.py).
+    assert any(h.startswith("start Docker: ") for h in check["hints"])
 
 
 def test_stale_socket_without_daemon(tmp_path):

@@ -11,8 +11,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 DROPIN = "/etc/systemd/system/docker.service.d/shipyard-doctor.conf"
 
 
@@ -123,9 +121,8 @@ def test_coreos_socket_route_with_read_only_usr(boot_machine: Any) -> None:
     assert ping_tcp(m, 2375) == "OK"
 
 
-@pytest.mark.parametrize("unused", [None])
 def test_docker_daemon_reads_the_journal_since_the_last_start(
-    systemd_machine: Any, unused: None
+    systemd_machine: Any,
 ) -> None:
     m = systemd_machine
     m.path("/etc/docker").mkdir(exist_ok=True)
@@ -133,10 +130,13 @@ def test_docker_daemon_reads_the_journal_since_the_last_start(
     daemon_json.write_text('{"no-such-option": true}\n')
     try:
         m.run(["systemctl", "restart", "docker"])
-        # Debian's unit restarts it (Restart=always) until its start limit.
+        # Debian's unit restarts it (Restart=on-failure) until its start limit,
+        # which docker.socket records as its own result.
         for _ in range(60):
-            result = m.run(["systemctl", "show", "-p", "Result", "--value", "docker"])
-            if result.stdout.strip() == "start-limit-hit":
+            result = m.run(
+                ["systemctl", "show", "-p", "Result", "--value", "docker.socket"]
+            )
+            if result.stdout.strip() == "service-start-limit-hit":
                 break
             m.run(["sleep", "0.5"])
         else:
@@ -164,3 +164,42 @@ def test_docker_daemon_reads_the_journal_since_the_last_start(
         m.run(["systemctl", "reset-failed", "docker.service", "docker.socket"])
         m.check(["systemctl", "start", "docker"])
     assert check_result(m, "docker-daemon")["status"] == "ok"
+
+
+def test_conflict_is_predicted_and_refusals_change_nothing(
+    systemd_machine: Any,
+) -> None:
+    m = systemd_machine
+    m.path("/etc/docker").mkdir(exist_ok=True)
+    daemon_json = m.path("/etc/docker/daemon.json")
+    daemon_json.write_text('{"hosts": ["unix:///var/run/docker.sock"]}\n')
+    try:
+        # Debian's unit passes -H fd://, daemon.json now sets "hosts" too: dockerd
+        # (still running) would not start again. docker-daemon names it as well.
+        check = check_result(m, "docker-tcp")
+        assert check["summary"] == (
+            'dockerd will not start again: -H in docker.service ExecStart and "hosts" '
+            "in /etc/docker/daemon.json conflict"
+        ), check
+        assert 'remove "hosts" from /etc/docker/daemon.json' in check["hints"][0]
+        fix = doctor_json(m, "fix", "docker-tcp", "--yes")
+        (report,) = fix["fixes"]
+        assert report["outcome"] == "nothing-to-do", report
+        assert report["message"].startswith(
+            "refused: unable to configure the Docker daemon with file "
+            "/etc/docker/daemon.json: the following directives are specified both "
+            "as a flag and in the configuration file: hosts:"
+        ), report
+    finally:
+        daemon_json.unlink()
+    # Beyond loopback without TLS: refused, nothing written.
+    m.path("/root/wide.toml").write_text('[docker]\ntcp = "0.0.0.0:4243"\n')
+    fix = doctor_json(m, "fix", "docker-tcp", "--yes", "--config", "/root/wide.toml")
+    (report,) = fix["fixes"]
+    assert report["message"].startswith(
+        "refused: [docker] tcp = 0.0.0.0:4243 is not a loopback address and "
+        "dockerd has no TLS verification with certificates"
+    ), report
+    assert m.run(["test", "-e", DROPIN]).returncode != 0
+    assert not daemon_json.exists()
+    m.check(["systemctl", "is-active", "docker"])

@@ -267,7 +267,9 @@ def _installed(
             f"{unit.describe()} is installed but does not run dockerd here: "
             "systemd is not PID 1"
         )
-    if init_script.exists() and init is not Init.SYSTEMD:
+    # Only an init that runs services: with no init at all (a container's
+    # entrypoint) a script in /etc/init.d is a leftover of the package.
+    if init_script.exists() and init in (Init.SYSVINIT, Init.OPENRC):
         kind = Kind.OPENRC if init is Init.OPENRC else Kind.SYSVINIT
         evidence.append(f"no dockerd runs; {init_script} would start it")
         return DockerManager(kind, init, False, evidence=(*evidence,))
