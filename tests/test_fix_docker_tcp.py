@@ -315,6 +315,56 @@ def test_daemon_json_route_applied_verified_and_undone(
     assert host.daemon.ping()  # the unix socket answers again
 
 
+def test_hand_started_dockerd_next_to_an_installed_unit_uses_its_config_file(
+    restartable, netns, tmp_path
+):
+    """Issue 8, item 1: Debian's docker.service is installed, but the dockerd that
+    runs was started by hand with --config-file X (and [docker] daemon_json is
+    left at /etc/docker/daemon.json): X is the route, never a drop-in."""
+    host = restartable()
+    daemon_json = host.daemon_json
+    before = daemon_json.read_bytes()
+    first = tmp_path / "etc-units"
+    first.mkdir()
+    config = write_config(
+        tmp_path,
+        docker={"restart_command": host.restart_command()},
+        host={"systemd_dirs": [str(first), str(_vendor_dir("debian"))]},
+    )
+    args = ("docker-tcp", "--docker-host", host.daemon.url, "--json")
+    # A dry run first: a wrong route must not touch this machine's /etc.
+    dry = run_doctor("fix", "--dry-run", *args, netns=netns, config=config)
+    (planned,) = dry.doc["fixes"]
+    assert planned["plan"]["steps"][0] == f"change {daemon_json}", planned
+    check = run_doctor(
+        "check",
+        "--json",
+        "--only",
+        "docker-tcp",
+        "--docker-host",
+        host.daemon.url,
+        netns=netns,
+        config=config,
+    ).check("docker-tcp")
+    assert (
+        f"manager: dockerd (pid {host.daemon.pid}) is managed by nothing: it was "
+        "started by hand or by a script; init: none"
+    ) in check["details"]
+    assert (
+        "docker.service is installed but does not run dockerd here: shown, never "
+        "acted on"
+    ) in check["details"]
+    run = run_doctor("fix", "--yes", *args, netns=netns, config=config)
+    (fix,) = run.doc["fixes"]
+    assert fix["outcome"] == "applied", fix
+    assert "daemon.json" in fix["plan"]["summary"]
+    assert tcp_ping(netns) == "OK"
+    assert list(first.iterdir()) == []  # no drop-in
+    undo = run_doctor("undo", config=config, netns=netns)
+    assert undo.code == 0, undo.stderr
+    assert daemon_json.read_bytes() == before
+
+
 def test_restart_that_does_not_listen_on_tcp_is_rolled_back(
     restartable, netns, tmp_path
 ):
