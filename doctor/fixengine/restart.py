@@ -7,8 +7,9 @@ named one (a host without systemd, a test daemon), else through the manager that
 really runs dockerd (systemctl when systemd is PID 1 and runs docker.service, the
 init script under sysvinit or OpenRC); for a dockerd started by hand, a fix says
 what to run by hand instead of guessing. A restart stops every running container
-unless live-restore is on ("By default, when the Docker daemon terminates, it shuts down running
-containers", docs.docker.com engine/daemon/live-restore), so the risk says which.
+unless live-restore is on ("By default, when the Docker daemon terminates, it
+shuts down running containers", docs.docker.com engine/daemon/live-restore), so the
+risk says which.
 """
 
 from __future__ import annotations
