@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 DROPIN = "/etc/systemd/system/docker.service.d/shipyard-doctor.conf"
 
 
@@ -203,3 +205,95 @@ def test_conflict_is_predicted_and_refusals_change_nothing(
     assert m.run(["test", "-e", DROPIN]).returncode != 0
     assert not daemon_json.exists()
     m.check(["systemctl", "is-active", "docker"])
+
+
+def _dnat_8080(machine: Any) -> list[str]:
+    saved = machine.check(["iptables-save", "-t", "nat"])
+    return [ln for ln in saved.splitlines() if "--dport 8080 -j DNAT" in ln]
+
+
+def _web(machine: Any) -> str:
+    """A container publishing 8080, no restart policy; returns its id."""
+    import docker
+    from infra import build_busybox_image
+
+    client = docker.DockerClient(base_url=machine.docker_url(), timeout=60)
+    try:
+        image = build_busybox_image(client)
+        web = client.containers.run(
+            image,
+            ["httpd", "-f", "-p", "80"],
+            name="web",
+            detach=True,
+            ports={"80/tcp": 8080},
+        )
+        return str(web.id)
+    finally:
+        client.close()
+
+
+def _state(machine: Any) -> tuple[str, str]:
+    out = machine.check(
+        ["docker", "inspect", "-f", "{{.Id}} {{.State.Status}}", "web"]
+    ).split()
+    return out[0], out[1]
+
+
+@pytest.mark.parametrize("live_restore", [False, True], ids=["plain", "live-restore"])
+def test_nat_docker_fix_keeps_the_container_and_brings_the_dnat_back(
+    systemd_machine: Any, live_restore: bool
+) -> None:
+    m = systemd_machine
+    m.path("/etc/docker").mkdir(exist_ok=True)
+    daemon_json = m.path("/etc/docker/daemon.json")
+    if live_restore:
+        daemon_json.write_text('{"live-restore": true}\n')
+        m.check(["systemctl", "restart", "docker"])
+    try:
+        cid = _web(m)
+        assert len(_dnat_8080(m)) == 1
+        m.check(["iptables", "-t", "nat", "-F", "DOCKER"])  # the issue's flush
+        assert _dnat_8080(m) == []
+        fix = doctor_json(m, "fix", "nat-docker", "--yes")
+        (report,) = fix["fixes"]
+        assert report["outcome"] == "applied", report
+        summary = report["plan"]["summary"]
+        if live_restore:
+            assert summary == "restart Docker so it recreates its iptables rules"
+        else:
+            assert summary == "restart the containers whose port mappings are gone"
+        # The repaired thing: the DNAT rule is back and the very same container
+        # still runs (issue 8: it used to die with Exited 137).
+        assert len(_dnat_8080(m)) == 1
+        assert _state(m) == (cid, "running")
+        assert check_result(m, "nat-docker")["status"] == "ok"
+    finally:
+        m.run(["docker", "rm", "-f", "web"])
+        if live_restore:
+            daemon_json.unlink()
+            m.check(["systemctl", "restart", "docker"])
+
+
+def test_nat_docker_refuses_a_restart_that_would_stop_containers(
+    systemd_machine: Any,
+) -> None:
+    m = systemd_machine
+    try:
+        cid = _web(m)
+        # The whole nat table gone, chain and all: only a dockerd restart brings
+        # it back, and without live-restore that would stop "web".
+        m.check(["iptables", "-t", "nat", "-F"])
+        m.check(["iptables", "-t", "nat", "-X", "DOCKER"])
+        fix = doctor_json(m, "fix", "nat-docker", "--yes")
+        (report,) = fix["fixes"]
+        assert report["outcome"] == "nothing-to-do", report
+        assert report["message"].endswith(
+            "without live-restore a restart stops the running containers (web)"
+        ), report
+        assert report["plan"]["manual"][0].startswith(
+            'add "live-restore": true to /etc/docker/daemon.json'
+        )
+        assert _state(m) == (cid, "running")
+    finally:
+        m.run(["docker", "rm", "-f", "web"])
+        m.check(["systemctl", "restart", "docker"])  # its rules back for the others
