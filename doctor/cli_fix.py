@@ -31,6 +31,12 @@ def add_fix_arguments(parser: argparse.ArgumentParser) -> None:
         help="ports: allow stopping the foreign processes that hold "
         "Shipyard's ports (each is named first)",
     )
+    parser.add_argument(
+        "--disable-stopped",
+        action="store_true",
+        help="ports, with --stop-conflicting: also `systemctl disable` a stopped "
+        "service that is enabled, so it does not come back at boot",
+    )
 
 
 def session(
@@ -56,7 +62,10 @@ def session(
     return FixSession(
         registry=registry,
         journal=Journal(config.fix.journal_dir),
-        options=FixOptions(stop_conflicting=args.stop_conflicting),
+        options=FixOptions(
+            stop_conflicting=args.stop_conflicting,
+            disable_stopped=args.disable_stopped,
+        ),
         mode=mode,
         recheck=reload,
         command=["shipyard-doctor", *args.argv],

@@ -297,3 +297,57 @@ def test_nat_docker_refuses_a_restart_that_would_stop_containers(
     finally:
         m.run(["docker", "rm", "-f", "web"])
         m.check(["systemctl", "restart", "docker"])  # its rules back for the others
+
+
+BLOCKER = (
+    "[Unit]\nDescription=Something else on Shipyard's port 8000\n\n"
+    "[Service]\nExecStart=/bin/busybox httpd -f -p 8000\n\n"
+    "[Install]\nWantedBy=multi-user.target\n"
+)
+
+
+@pytest.mark.parametrize("disable", [False, True], ids=["stop", "stop-and-disable"])
+def test_ports_stops_an_enabled_service_and_says_it_comes_back(
+    systemd_machine: Any, disable: bool
+) -> None:
+    m = systemd_machine
+    m.path("/etc/systemd/system/blocker.service").write_text(BLOCKER)
+    m.check(["systemctl", "daemon-reload"])
+    m.check(["systemctl", "enable", "--now", "blocker.service"])
+    try:
+        for _ in range(50):
+            if "8000" in m.check(["ss", "-ltn"]):
+                break
+            m.run(["sleep", "0.1"])
+        extra = ["--disable-stopped"] if disable else []
+        fix = doctor_json(m, "fix", "ports", "--stop-conflicting", "--yes", *extra)
+        (report,) = fix["fixes"]
+        assert report["outcome"] == "applied", report
+        steps = report["plan"]["steps"]
+        assert steps[0].startswith("run: systemctl stop blocker.service"), steps
+        assert "it is enabled: it starts again at boot" in steps[0]
+        active = m.run(["systemctl", "is-active", "blocker.service"]).stdout.strip()
+        enabled = m.run(["systemctl", "is-enabled", "blocker.service"]).stdout.strip()
+        assert active == "inactive"
+        if disable:
+            assert steps[1].startswith("run: systemctl disable blocker.service")
+            assert enabled == "disabled"
+        else:
+            assert len(steps) == 1
+            assert any(
+                "systemctl disable blocker.service" in n
+                for n in report["plan"]["notes"]
+            ), report["plan"]
+            assert enabled == "enabled"
+        undo = m.doctor("undo")
+        assert undo.returncode == 0, undo.stdout + undo.stderr
+        assert m.run(["systemctl", "is-active", "blocker.service"]).stdout.strip() == (
+            "active"
+        )
+        assert m.run(["systemctl", "is-enabled", "blocker.service"]).stdout.strip() == (
+            "enabled"
+        )
+    finally:
+        m.run(["systemctl", "disable", "--now", "blocker.service"])
+        m.path("/etc/systemd/system/blocker.service").unlink()
+        m.check(["systemctl", "daemon-reload"])
