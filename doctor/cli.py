@@ -32,6 +32,8 @@ examples:
   shipyard-doctor check --fix                offer the fixes, asking before each
   shipyard-doctor check --fix --dry-run      show what the fixes would change
   shipyard-doctor fix docker-tcp --yes       run one fix without asking
+  shipyard-doctor fix ports --stop-conflicting --disable-stopped
+                                             stop (and disable) what holds a port
   shipyard-doctor undo                       restore what the last fix run changed
 
 exit codes: 0 no failure or error (warnings allowed), 1 a check failed or errored
