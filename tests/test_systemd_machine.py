@@ -351,3 +351,80 @@ def test_ports_stops_an_enabled_service_and_says_it_comes_back(
         m.run(["systemctl", "disable", "--now", "blocker.service"])
         m.path("/etc/systemd/system/blocker.service").unlink()
         m.check(["systemctl", "daemon-reload"])
+
+
+NETWORK = "[Match]\nName=dc0\n\n[Network]\nDHCP=ipv4\n"
+
+
+def test_dhcp_fix_with_systemd_networkd_over_a_veth(
+    systemd_machine: Any, tmp_path: Path, require_infra: Any
+) -> None:
+    """dc0 in the machine (systemd-networkd, DHCP=ipv4), its peer ds0 in a
+    namespace of ours with dnsmasq: no server, no lease; the server back, the fix
+    asks networkd to start over on dc0 (networkctl reconfigure) and the address
+    comes."""
+    import time
+
+    from infra import Netns, stop_process
+
+    require_infra("ip", "dnsmasq")
+    m = systemd_machine
+    net = Netns.create()
+    server = None
+    m.path("/etc/systemd/network/50-dc0.network").write_text(NETWORK)
+    try:
+        net.run(
+            [
+                "ip",
+                "link",
+                "add",
+                "ds0",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "dc0",
+                "netns",
+                str(m.init),
+            ],
+            check=True,
+        )
+        net.run(["ip", "addr", "add", "203.0.113.1/24", "dev", "ds0"], check=True)
+        net.run(["ip", "link", "set", "ds0", "up"], check=True)
+        m.check(["systemctl", "start", "systemd-networkd"])
+        m.check(["ip", "link", "set", "dc0", "up"])
+        # networkd asks, nobody answers; its retries back off (2, 4, 8, 16 s...).
+        time.sleep(15)
+        down = check_result(m, "dhcp")
+        assert down["status"] == "failure", down
+        assert "dc0" in down["summary"], down
+        server = net.spawn(
+            [
+                "dnsmasq",
+                "--no-daemon",
+                "--conf-file=/dev/null",
+                "--port=0",
+                "--interface=ds0",
+                "--bind-interfaces",
+                "--dhcp-range=203.0.113.50,203.0.113.99,255.255.255.0,2m",
+                f"--dhcp-leasefile={tmp_path / 'dnsmasq.leases'}",
+                f"--pid-file={tmp_path / 'dnsmasq.pid'}",
+            ],
+            log_path=tmp_path / "dnsmasq.log",
+        )
+        time.sleep(0.5)
+        fix = doctor_json(m, "fix", "dhcp", "--yes")
+        (report,) = fix["fixes"]
+        assert report["outcome"] == "applied", report
+        assert any(
+            "networkctl reconfigure dc0" in s for s in report["plan"]["steps"]
+        ), report["plan"]
+        shown = m.check(["ip", "-4", "-o", "addr", "show", "dev", "dc0"])
+        assert "inet 203.0.113." in shown, shown
+    finally:
+        if server is not None:
+            stop_process(server)
+        m.run(["systemctl", "stop", "systemd-networkd.socket", "systemd-networkd"])
+        m.run(["ip", "link", "del", "dc0"])
+        m.path("/etc/systemd/network/50-dc0.network").unlink()
+        net.delete()
