@@ -131,3 +131,94 @@ def test_start_hint_follows_the_init_that_runs(
     assert check["status"] == "failure", check
     assert hint in check["hints"], check["hints"]
     assert not any("systemctl" in h for h in check["hints"]), check["hints"]
+
+
+@pytest.mark.parametrize(
+    ("cgroup", "kind", "unit", "uid"),
+    [
+        # /proc/PID/cgroup of dockerd as recorded on each kind of host
+        ("0::/system.slice/docker.service\n", "systemd", "docker.service", None),
+        (
+            "12:pids:/system.slice/docker.service\n"
+            "1:name=systemd:/system.slice/docker.service\n0::/\n",
+            "systemd",
+            "docker.service",
+            None,
+        ),
+        (
+            "0::/system.slice/snap.docker.dockerd.service\n",
+            "snap",
+            "snap.docker.dockerd.service",
+            None,
+        ),
+        (
+            "0::/user.slice/user-1000.slice/user@1000.service/app.slice/"
+            "docker.service\n",
+            "systemd-user",
+            "docker.service",
+            1000,
+        ),
+        ("0::/user.slice/user-1000.slice/session-3.scope\n", None, None, None),
+        ("0::/\n", None, None, None),
+    ],
+    ids=["v2", "v1-hybrid", "snap", "rootless", "login-session", "none"],
+)
+def test_the_unit_that_runs_dockerd_comes_from_its_cgroup(cgroup, kind, unit, uid):
+    from shipyard_doctor.host.manager import _unit_of_cgroup
+    from shipyard_doctor.host.processes import cgroup_path
+
+    found = _unit_of_cgroup(cgroup_path(cgroup))
+    assert (found[0].value if found[0] else None, found[1], found[2]) == (
+        kind,
+        unit,
+        uid,
+    )
+
+
+@pytest.mark.parametrize(
+    ("comm", "dirs", "init"),
+    [
+        ("systemd", ["systemd/system"], "systemd"),
+        # /run/systemd/system shared into a container whose PID 1 is not systemd
+        ("sh", ["systemd/system"], "none"),
+        ("systemd", [], "none"),
+        ("init", [], "sysvinit"),
+        ("init", ["openrc"], "openrc"),
+        ("openrc-init", [], "openrc"),
+        ("tini", [], "none"),
+    ],
+)
+def test_what_runs_as_init(tmp_path, comm, dirs, init):
+    from shipyard_doctor.host.manager import detect_init
+
+    (tmp_path / "proc" / "1").mkdir(parents=True)
+    (tmp_path / "proc" / "1" / "comm").write_text(comm + "\n")
+    for d in dirs:
+        (tmp_path / "run" / d).mkdir(parents=True)
+    found, _ = detect_init(str(tmp_path / "proc"), str(tmp_path / "run"))
+    assert found.value == init
+
+
+def test_restart_and_start_commands_per_manager():
+    from shipyard_doctor.host.manager import DockerManager, Init, Kind
+
+    systemd = DockerManager(Kind.SYSTEMD, Init.SYSTEMD, True, unit="docker.service")
+    assert systemd.restart_commands(reset_failed=True) == (
+        ("systemctl", "daemon-reload"),
+        ("systemctl", "reset-failed", "docker.service", "docker.socket"),
+        ("systemctl", "restart", "docker.service"),
+    )
+    assert systemd.start_command(root=False) == "sudo systemctl start docker.service"
+    rootless = DockerManager(
+        Kind.SYSTEMD_USER, Init.SYSTEMD, True, unit="docker.service", uid=1000
+    )
+    assert rootless.start_command(root=False) == (
+        "systemctl --user start docker.service"
+    )
+    manual = DockerManager(
+        Kind.MANUAL, Init.NONE, True, 42, ("dockerd", "--config-file", "/x.json")
+    )
+    assert manual.restart_commands() == ()
+    assert manual.start_command(root=True) == "dockerd --config-file /x.json"
+    sysv = DockerManager(Kind.SYSVINIT, Init.SYSVINIT, False)
+    assert sysv.restart_commands() == (("service", "docker", "restart"),)
