@@ -19,7 +19,8 @@ has no automatic fix: moving it ("bip") renumbers every container.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from shipyard_doctor.fixengine import containers, restart
 from shipyard_doctor.fixing import Fix, FixOptions, Plan, RunCommand, Step
@@ -107,14 +108,14 @@ class NatDockerFix(Fix):
             risk = restart.restart_risk(host, setup)
         elif broken:
             by_name = {c.name: c.id for c in running}
-            names = tuple(
+            affected = tuple(
                 sorted({b.container for b in broken if b.container in by_name})
             )
             steps.append(
                 containers.RestartContainers(
                     host.docker().endpoint.url,
-                    tuple(by_name[n] for n in names),
-                    names,
+                    tuple(by_name[n] for n in affected),
+                    affected,
                     min_api=host.config.docker.min_api_version,
                 )
             )
@@ -123,7 +124,7 @@ class NatDockerFix(Fix):
                     None,
                     [
                         risk,
-                        f"restarts {', '.join(names)}: each is down for a moment "
+                        f"restarts {', '.join(affected)}: each is down for a moment "
                         "(same container, same id)",
                     ],
                 )
@@ -178,7 +179,7 @@ class NatDockerFix(Fix):
         )
 
 
-def _broken_ports(data: dict[str, object]) -> tuple[containers.BrokenPort, ...]:
+def _broken_ports(data: Mapping[str, Any]) -> tuple[containers.BrokenPort, ...]:
     """The published ports the check found without their DNAT rule."""
     published = data.get("published") or ()
     assert isinstance(published, list | tuple)

@@ -428,3 +428,42 @@ def test_dhcp_fix_with_systemd_networkd_over_a_veth(
         m.run(["ip", "link", "del", "dc0"])
         m.path("/etc/systemd/network/50-dc0.network").unlink()
         net.delete()
+
+
+def test_docker_tcp_fix_resets_the_start_limit_before_its_restart(
+    systemd_machine: Any,
+) -> None:
+    """No dockerd runs and systemd refuses to start one (its start limit): the
+    installed manager (systemd, docker.service) decides the route, and the
+    restart resets the failed state first, or it could not start."""
+    m = systemd_machine
+    m.path("/etc/docker").mkdir(exist_ok=True)
+    daemon_json = m.path("/etc/docker/daemon.json")
+    daemon_json.write_text('{"no-such-option": true}\n')
+    try:
+        m.run(["systemctl", "restart", "docker"])
+        for _ in range(60):
+            result = m.run(
+                ["systemctl", "show", "-p", "Result", "--value", "docker.socket"]
+            )
+            if result.stdout.strip() == "service-start-limit-hit":
+                break
+            m.run(["sleep", "0.5"])
+        daemon_json.unlink()
+        fix = doctor_json(m, "fix", "docker-tcp", "--yes")
+        (report,) = fix["fixes"]
+        assert report["outcome"] == "applied", report
+        assert any(
+            "systemctl reset-failed docker.service docker.socket" in s
+            for s in report["plan"]["steps"]
+        ), report["plan"]["steps"]
+        assert ping_tcp(m) == "OK"
+        undo = m.doctor("undo")
+        assert undo.returncode == 0, undo.stdout + undo.stderr
+        assert ping_tcp(m) == ""
+    finally:
+        daemon_json.unlink(missing_ok=True)
+        m.run(["systemctl", "reset-failed", "docker.service", "docker.socket"])
+        m.run(["rm", "-f", DROPIN])
+        m.run(["systemctl", "daemon-reload"])
+        m.check(["systemctl", "start", "docker"])
