@@ -46,6 +46,8 @@ class DockerDaemonCheck(Check):
         if probe.reason and probe.problem is not Problem.SOCKET_MISSING:
             details.append(f"cause: {probe.reason}")
         details.extend(_running_daemons(host))
+        found = host.docker_manager()
+        details += [f"manager: {found.describe()}", *found.evidence]
         summary, hints, as_error = _explain(probe, host)
         data = _data(probe)
         down = probe.problem in (Problem.SOCKET_MISSING, Problem.NOT_RUNNING)

@@ -131,6 +131,11 @@ def test_start_hint_follows_the_init_that_runs(
     assert check["status"] == "failure", check
     assert hint in check["hints"], check["hints"]
     assert not any("systemctl" in h for h in check["hints"]), check["hints"]
+    # The installed unit is shown as what it is here: not what runs Docker.
+    assert any(
+        "is installed but does not run dockerd here: systemd is not PID 1" in d
+        for d in check["details"]
+    ), check["details"]
 
 
 @pytest.mark.parametrize(
