@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shipyard_doctor.host.systemd import DOCKER_SERVICE, systemd_running
+from shipyard_doctor.host.systemd import DOCKER_SERVICE
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
@@ -96,7 +96,7 @@ def _daemon_log(host: Host) -> DaemonLog:
     configured = host.config.docker.log_file
     if configured:
         return _file_log(configured)
-    if systemd_running():
+    if _systemd_is_init(host):
         # docker.socket too: its "service-start-limit-hit" is the start limit.
         argv = ["journalctl", "-u", DOCKER_SERVICE, "-u", "docker.socket", "-n"]
         argv += [str(TAIL), "--no-pager"]
@@ -118,6 +118,14 @@ def _daemon_log(host: Host) -> DaemonLog:
         f"{', '.join(LOG_FILES)} exists; set [docker] log_file to where dockerd's "
         "output goes",
     )
+
+
+def _systemd_is_init(host: Host) -> bool:
+    """The journal is only there when systemd really is PID 1 ([host] run_dir)."""
+    from shipyard_doctor.host.manager import Init, detect_init
+
+    cfg = host.config.host
+    return detect_init(cfg.proc_dir, cfg.run_dir)[0] is Init.SYSTEMD
 
 
 def _file_log(path: str) -> DaemonLog:
