@@ -589,31 +589,47 @@ def booted(base: Path, **kw: object) -> Iterator[Machine]:
         machine.stop()
 
 
+def _alive(pid: int) -> bool:
+    proc = infra._read_proc(pid)
+    return proc is not None and proc.state != "Z"
+
+
 def reap_stale_machines() -> list[str]:
-    """Stop machines of test runs that died without teardown (SIGKILL)."""
-    cleaned = []
-    for entry in sorted(infra.TMP.glob(f"{infra.PREFIX}-m*-*")):
-        m = re.match(rf"^{infra.PREFIX}-m(\d+)-", entry.name)
-        if not m or infra._owner_alive(int(m.group(1))):
-            continue
-        table = infra._process_table()
-        marker = f"-D {entry}/root "
-        victims = {
-            p.pid: p.starttime
-            for p in table.values()
-            if p.comm == "systemd-nspawn" and marker in p.cmdline + " "
-        }
-        for pid in victims:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and any(
-            infra._read_proc(p) is not None for p in victims
+    """Stop the machines of test runs that died without teardown (SIGKILL).
+
+    Found by their names (``sdm-<owner pid>-…``) whose owner is gone: the
+    systemd-nspawn processes, then their cgroups and their ``sdt-m<pid>-`` dirs
+    (another run's :func:`infra.reap_stale` may have removed a dir already).
+    """
+    cleaned: list[str] = []
+    table = infra._process_table()
+    victims = {}
+    for proc in table.values():
+        m = re.search(r" -M sdm-(\d+)-", f" {proc.cmdline} ")
+        if (
+            proc.comm == "systemd-nspawn"
+            and m
+            and not infra._owner_alive(int(m.group(1)))
         ):
-            time.sleep(0.2)
-        infra._kill_and_wait(victims)
-        for name_dir in Path("/sys/fs/cgroup/devices").glob(f"sdm-{m.group(1)}-*"):
-            _teardown(entry, name_dir.name)
-        _teardown(entry, f"sdm-{m.group(1)}-none")
-        cleaned.append(str(entry))
+            victims[proc.pid] = proc.starttime
+    for pid in victims:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(_alive(p) for p in victims):
+        time.sleep(0.2)
+    infra._kill_and_wait(victims)
+    cleaned += [f"machine pid {pid}" for pid in victims]
+    names = {d.name for d in Path("/sys/fs/cgroup/devices").glob("sdm-*-*")}
+    for name in sorted(names):
+        owner = re.match(r"^sdm-(\d+)-", name)
+        if owner and not infra._owner_alive(int(owner.group(1))):
+            for d in _machine_cgroups(name):
+                _remove_cgroup_tree(d)
+            cleaned.append(f"cgroups {name}")
+    for entry in sorted(infra.TMP.glob(f"{infra.PREFIX}-m*-*")):
+        owner = re.match(rf"^{infra.PREFIX}-m(\d+)-", entry.name)
+        if owner and not infra._owner_alive(int(owner.group(1))):
+            _teardown(entry, f"sdm-{owner.group(1)}-none")
+            cleaned.append(str(entry))
     return cleaned

@@ -467,3 +467,43 @@ def test_docker_tcp_fix_resets_the_start_limit_before_its_restart(
         m.run(["rm", "-f", DROPIN])
         m.run(["systemctl", "daemon-reload"])
         m.check(["systemctl", "start", "docker"])
+
+
+def test_a_machine_left_by_a_killed_run_is_reaped(machine_base: Path) -> None:
+    """The owner of a booted machine is SIGKILLed (no teardown ran): the next
+    session's reaper stops its systemd-nspawn and removes its cgroups and dir."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import machine
+
+    code = (
+        "import sys, time; sys.path.insert(0, sys.argv[1]); import machine\n"
+        "m = machine.Machine.boot(machine.Path(sys.argv[2]))\n"
+        "print(m.name, m.nspawn.pid, m.root.parent, flush=True); time.sleep(600)\n"
+    )
+    here = str(Path(__file__).parent)
+    owner = subprocess.Popen(
+        [sys.executable, "-c", code, here, str(machine_base)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert owner.stdout is not None
+        name, nspawn, top = owner.stdout.readline().split()
+    finally:
+        owner.send_signal(signal.SIGKILL)
+        owner.wait()
+        if owner.stdout is not None:
+            owner.stdout.close()
+    assert machine._alive(int(nspawn))
+    cleaned = machine.reap_stale_machines()
+    assert f"machine pid {nspawn}" in cleaned
+    deadline = time.monotonic() + 10
+    while machine._alive(int(nspawn)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not machine._alive(int(nspawn))
+    assert not Path(top).exists()
+    assert not any(d.exists() for d in machine._machine_cgroups(name))
