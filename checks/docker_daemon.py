@@ -11,7 +11,7 @@ containerd), with the line that shows it.
 
 from __future__ import annotations
 
-from shipyard_doctor.host import daemonconf, dockerlog
+from shipyard_doctor.host import daemonconf, dockerlog, manager
 from shipyard_doctor.host.dockerapi import DockerProbe, Problem
 from shipyard_doctor.host.gateway import Host
 from shipyard_doctor.host.hints import docker_service
@@ -46,6 +46,8 @@ class DockerDaemonCheck(Check):
         if probe.reason and probe.problem is not Problem.SOCKET_MISSING:
             details.append(f"cause: {probe.reason}")
         details.extend(_running_daemons(host))
+        found = host.docker_manager()
+        details += [f"manager: {found.describe()}", *found.evidence]
         summary, hints, as_error = _explain(probe, host)
         data = _data(probe)
         down = probe.problem in (Problem.SOCKET_MISSING, Problem.NOT_RUNNING)
@@ -53,7 +55,7 @@ class DockerDaemonCheck(Check):
             label, why, fixes, causes = _why_down(host)
             summary += f" ({label})" if label else ""
             details.extend(why)
-            hints = fixes + hints
+            hints = fixes + [h for h in hints if h not in fixes]
             data["causes"] = causes
         make = Result.error if as_error else Result.failure
         return make(summary, details=details, hints=hints, data=data)
@@ -106,9 +108,9 @@ def _explain(probe: DockerProbe, host: Host) -> tuple[str, list[str], bool]:
                 f"the Docker daemon at {url} timed out: it accepted the connection but "
                 f"did not answer within {host.docker_timeout:g} s",
                 [
-                    "the daemon may be hung or overloaded: look at its log (journalctl "
-                    "-u docker.service) and restart it "
-                    f"({docker_service(host, 'restart')})",
+                    "the daemon may be hung or overloaded: look at its log "
+                    f"({_read_more(dockerlog.daemon_log(host).source)}) and restart "
+                    f"it ({docker_service(host, 'restart')})",
                     "raise [docker] timeout if this host is just slow",
                 ],
                 True,
@@ -150,6 +152,8 @@ def _explain(probe: DockerProbe, host: Host) -> tuple[str, list[str], bool]:
 
 def _start_hints(host: Host) -> list[str]:
     hints = [f"start Docker: {docker_service(host, 'start')}"]
+    if manager.start_limit_hit(host):
+        hints.insert(0, dockerlog.START_LIMIT_HINT)
     if host.dockerd_processes():
         hints.insert(
             0,
@@ -173,14 +177,16 @@ def _why_down(host: Host) -> tuple[str, list[str], list[str], list[dict[str, str
         "file": host.config.docker.daemon_json,
         "dockerd": host.find_binary("dockerd") or "/usr/bin/dockerd",
     }
-    matches = dockerlog.known_causes(log.last_attempt(), fields)
+    matches = dockerlog.drop_stale(
+        dockerlog.known_causes(log.last_attempt(), fields), fields["file"]
+    )
     for m in matches:
         details += [f"log says: {m.line}", f"known cause: {m.explanation}"]
         hints += m.hints
     causes = [{"id": m.cause.id, "line": m.line} for m in matches]
     if matches:
         return f"its log says: {matches[-1].cause.title}", details, hints, causes
-    setup = daemonconf.unit_setup(host).setup or daemonconf.running_setup(host)
+    setup = manager.managed_setup(host) or daemonconf.unit_setup(host).setup
     if setup is not None and setup.conflict:
         explanation, hints2 = dockerlog.explain(
             "hosts-flag-and-file", file=setup.daemon_json.path, dockerd=setup.argv[0]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import shlex
 
-from shipyard_doctor.host import daemonconf, dockerlog, systemd, tcproutes
+from shipyard_doctor.host import daemonconf, dockerlog, manager, systemd, tcproutes
 from shipyard_doctor.host.daemonconf import DaemonSetup, UnitSetup
 from shipyard_doctor.host.dockerapi import Problem
 from shipyard_doctor.host.gateway import Host
@@ -45,7 +45,7 @@ class DockerTcpCheck(Check):
         )
         details = [f"probe: GET {url}/_ping: {state}", *_evidence(host, running, unit)]
         exposed = daemonconf.exposures(host, running, unit)
-        upcoming = unit.setup or running  # what the next start of dockerd will run
+        upcoming = manager.managed_setup(host)  # what the next start will run
         data: dict[str, object] = {
             "tcp": url,
             "answers": tcp.ok,
@@ -144,6 +144,12 @@ def _evidence(host: Host, running: DaemonSetup | None, unit: UnitSetup) -> list[
         )
     if running is None:
         lines.append("no running dockerd in this network namespace")
+    lines.append(f"manager: {host.docker_manager().describe()}")
+    if unit.unit.exists and not manager.systemd_runs_docker(host):
+        lines.append(
+            f"{unit.unit.name} is installed but does not run dockerd here: shown, "
+            "never acted on"
+        )
     lines.append(unit.unit.describe())
     if unit.exec_start:
         lines.append(f"ExecStart={unit.exec_start}")

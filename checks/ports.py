@@ -152,18 +152,27 @@ def _holders(
                 },
             )
         )
+    on_port = [item for item in listeners if item.port == want.port]
+    # One process may listen on several addresses (127.0.0.1 and [::1]): one holder
+    # naming them all.
+    addresses: dict[int, list[str]] = {}
+    for item in on_port:
+        owner = owners.get(item.inode)
+        if owner is not None:
+            addresses.setdefault(owner.pid, []).append(item.endpoint)
     seen_pids: set[int] = set()
-    for listener in (item for item in listeners if item.port == want.port):
+    for listener in on_port:
         owner = owners.get(listener.inode)
         if owner is not None and owner.name == "docker-proxy" and publishers:
             continue  # already named through the container it forwards to
         if owner is not None:
             if owner.pid in seen_pids:
-                continue  # one process listening on both IPv4 and IPv6
+                continue  # named with its first address
             seen_pids.add(owner.pid)
             holders.append(
                 Holder(
-                    f"{owner.describe()} listens on {listener.endpoint}",
+                    f"{owner.describe()} listens on "
+                    f"{', '.join(dict.fromkeys(addresses[owner.pid]))}",
                     False,
                     {
                         "kind": "process",
@@ -172,6 +181,7 @@ def _holders(
                         "cmdline": list(owner.cmdline),
                         "user": owner.user,
                         "address": listener.endpoint,
+                        "addresses": list(dict.fromkeys(addresses[owner.pid])),
                     },
                 )
             )

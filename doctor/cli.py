@@ -44,6 +44,8 @@ examples:
   shipyard-doctor check --fix                offer the fixes, asking before each
   shipyard-doctor check --fix --dry-run      show what the fixes would change
   shipyard-doctor fix docker-tcp --yes       run one fix without asking
+  shipyard-doctor fix ports --stop-conflicting --disable-stopped
+                                             stop (and disable) what holds a port
   shipyard-doctor undo                       restore what the last fix run changed
 
 exit codes: 0 no failure or error (warnings allowed), 1 a check failed or errored
@@ -222,6 +224,12 @@ def add_fix_arguments(parser: argparse.ArgumentParser) -> None:
         help="ports: allow stopping the foreign processes that hold "
         "Shipyard's ports (each is named first)",
     )
+    parser.add_argument(
+        "--disable-stopped",
+        action="store_true",
+        help="ports, with --stop-conflicting: also `systemctl disable` a stopped "
+        "service that is enabled, so it does not come back at boot",
+    )
 
 
 def to_options(args: argparse.Namespace, argv: Sequence[str]) -> CommandOptions:
@@ -242,6 +250,7 @@ def to_options(args: argparse.Namespace, argv: Sequence[str]) -> CommandOptions:
         yes=args.yes,
         dry_run=args.dry_run,
         stop_conflicting=args.stop_conflicting,
+        disable_stopped=args.disable_stopped,
         command=command,
     )
     if args.command == "fix":

@@ -97,6 +97,11 @@ class HostConfig:
     # the init scripts' defaults files that hold dockerd's options.
     os_release: str = "/etc/os-release"
     proc_dir: str = "/proc"
+    # Who manages dockerd (doctor/host/manager.py) also reads PID 1 from proc_dir,
+    # systemd runtime dir (<run_dir>/systemd/system exists when it is PID 1) and the
+    # init scripts (/etc/init.d/docker, with /etc/default/docker or OpenRC conf.d).
+    run_dir: str = "/run"
+    init_dir: str = "/etc/init.d"
     container_markers: tuple[str, ...] = (
         "/.dockerenv",
         "/run/.containerenv",
@@ -233,6 +238,8 @@ SCHEMA: dict[str, dict[str, Validator]] = {
         "proc_dir": _path,
         "container_markers": _dir_list,
         "init_defaults": _dir_list,
+        "run_dir": _path,
+        "init_dir": _path,
     },
     "report": {"timeout": _seconds, "log_lines": _line_count},
 }

@@ -38,6 +38,7 @@ class FixOptions:
     """What the user allowed on the command line, beyond the default safe route."""
 
     stop_conflicting: bool = False  # ports: stop foreign processes holding a port
+    disable_stopped: bool = False  # ports: also `systemctl disable` an enabled unit
 
 
 class Step:

@@ -35,6 +35,7 @@ class FixingOptions:
     yes: bool = False  # --yes: apply without asking
     dry_run: bool = False  # --dry-run: plans only
     stop_conflicting: bool = False  # ports: may stop foreign port holders
+    disable_stopped: bool = False  # ports: also `systemctl disable` what it stopped
     command: tuple[str, ...] = ("shipyard-doctor",)  # recorded in the journal
 
 

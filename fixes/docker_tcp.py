@@ -25,7 +25,7 @@ from shipyard_doctor.fixing import (
     Symlink,
     WriteFile,
 )
-from shipyard_doctor.host import daemonconf, tcproutes
+from shipyard_doctor.host import daemonconf, manager, tcproutes
 from shipyard_doctor.host.agent import agent_version, find_agent_binary
 from shipyard_doctor.host.dockerapi import parse_endpoint, probe
 
@@ -73,11 +73,12 @@ class DockerTcpFix(Fix):
             )
         running = daemonconf.running_setup(host)
         unit = daemonconf.unit_setup(host)
-        setup = unit.setup or running
+        setup = manager.managed_setup(host)
         if setup is None:
             return refuse(
-                "refused: no dockerd runs here and no docker.service was found in "
-                "[host] systemd_dirs: start Docker first (see docker-daemon)"
+                "refused: no dockerd runs here and no service manager would start "
+                f"one from a unit ({host.docker_manager().describe()}): start Docker "
+                "first (see docker-daemon)"
             )
         address = daemonconf.parse_api_address(url)
         if not address.loopback and not tls_material(setup):
@@ -184,12 +185,14 @@ def by_hand(steps: list[Step]) -> list[str]:
 def restart_commands(route: Route, how: restart.Restart) -> tuple[tuple[str, ...], ...]:
     if route.kind != "socket":
         return how.commands
-    # The socket must be listening before dockerd starts, so that it is handed over.
+    # The socket must be listening before dockerd starts, so that it is handed over;
+    # restarted, not started: a running socket (CoreOS's own docker-tcp.socket, now
+    # overridden in /etc) keeps its old address until it is stopped.
     name = os.path.basename(route.path)
     return (
         ("systemctl", "daemon-reload"),
         ("systemctl", "stop", "docker.service"),
-        ("systemctl", "start", name),
+        ("systemctl", "restart", name),
         ("systemctl", "start", "docker.service"),
     )
 
@@ -197,9 +200,16 @@ def restart_commands(route: Route, how: restart.Restart) -> tuple[tuple[str, ...
 def undo_restart(route: Route, how: restart.Restart) -> tuple[str, ...]:
     if route.kind != "socket":
         return how.as_one_command
-    # systemd keeps a removed socket unit listening until it is stopped.
+    # systemd keeps a removed socket unit listening until it is stopped; a vendor
+    # unit of the same name (CoreOS) that the fix overrode listens again.
     name = os.path.basename(route.path)
-    return ("sh", "-c", f"systemctl stop {name}; {how.as_one_command[-1]}")
+    return (
+        "sh",
+        "-c",
+        f"systemctl daemon-reload; systemctl stop docker.service; systemctl stop "
+        f"{name}; if systemctl cat {name} >/dev/null 2>&1; then systemctl start "
+        f"{name}; fi; systemctl start docker.service",
+    )
 
 
 def tls_material(setup: DaemonSetup) -> bool:

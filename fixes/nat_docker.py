@@ -1,4 +1,13 @@
-"""nat-docker fix: let Docker put its own iptables rules back by restarting it.
+"""nat-docker fix: let Docker put its own iptables rules back, never killing what
+it repairs.
+
+Only DNAT rules gone (a flushed DOCKER chain): the affected containers are restarted
+(same containers, same ids), which recreates their port mappings. Chains, jumps or
+MASQUERADE gone: dockerd is restarted through its manager, but only with
+live-restore on or no container running; otherwise the plan says how (live-restore,
+or stop them first). A last step verifies the repaired thing itself: every broken
+port has its DNAT rule again and every running container still runs with the same
+id (doctor/fixengine/containers.py), else the fix is rolled back.
 
 Docker recreates its chains, DNAT and MASQUERADE rules when it starts (moby#16816,
 #10218: "restarting docker recreate[s] the chains"); the doctor never writes
@@ -10,11 +19,12 @@ has no automatic fix: moving it ("bip") renumbers every container.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from shipyard_doctor.fixengine import restart
+from shipyard_doctor.fixengine import containers, restart
 from shipyard_doctor.fixing import Fix, FixOptions, Plan, RunCommand, Step
-from shipyard_doctor.host import daemonconf, iptables
+from shipyard_doctor.host import daemonconf, iptables, manager
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
@@ -50,24 +60,84 @@ class NatDockerFix(Fix):
                     done_when=lambda: iptables.ip_forward() is True,
                 )
             )
+        # Only DNAT rules gone (the DOCKER chain and its jumps still there): the
+        # affected containers' own restarts bring them back; dockerd restarts only
+        # for its chains, jumps and MASQUERADE (issue 8: never kill what is fixed).
+        # With live-restore a dockerd restart touches no container at all: then it
+        # is the gentler way for lost DNAT rules too.
+        daemon_rules = [p for p in rules if not p.startswith("published port")]
+        broken = _broken_ports(data)
+        running = [c for c in host.containers() or () if c.state == "running"]
+        setup = manager.managed_setup(host) or daemonconf.running_setup(host)
         how = restart.dockerd_restart(host)
+        live = restart.live_restore(setup) and how.possible
         risk = ""
-        if rules and not how.possible:
-            return Plan(
-                self.id,
-                "nat-docker",
-                "not applied: Docker recreates its rules only when it starts, and "
-                f"the doctor has no way to restart it here ({how.how})",
-                manual=(
-                    *([" ".join(FORWARD_ON)] if forwarding_off else []),
-                    restart.BY_HAND,
-                    *manual,
-                ),
-            )
-        if rules:
+        if daemon_rules or (broken and live):
+            if not how.possible:
+                return Plan(
+                    self.id,
+                    "nat-docker",
+                    "not applied: Docker recreates its rules only when it starts, "
+                    f"and the doctor has no way to restart it here ({how.how})",
+                    manual=(
+                        *([" ".join(FORWARD_ON)] if forwarding_off else []),
+                        restart.BY_HAND,
+                        *manual,
+                    ),
+                )
+            if running and not restart.live_restore(setup):
+                names = " ".join(sorted(c.name for c in running))
+                path = setup.daemon_json.path if setup else "daemon.json"
+                return Plan(
+                    self.id,
+                    "nat-docker",
+                    "not applied: Docker recreates its chains only when it starts, "
+                    "and without live-restore a restart stops the running "
+                    f"containers ({names})",
+                    manual=(
+                        f'add "live-restore": true to {path} and reload Docker '
+                        "(systemctl reload docker, or kill -HUP the dockerd pid), "
+                        "then run this fix again: the containers keep running",
+                        f"or, if they may stop: docker stop {names}, then run this "
+                        "fix again",
+                        *manual,
+                    ),
+                )
             why = f"Docker recreates its chains and rules at start ({how.how})"
             steps += [RunCommand(argv, why) for argv in how.commands]
-            risk = restart.restart_risk(host, daemonconf.running_setup(host))
+            risk = restart.restart_risk(host, setup)
+        elif broken:
+            by_name = {c.name: c.id for c in running}
+            affected = tuple(
+                sorted({b.container for b in broken if b.container in by_name})
+            )
+            steps.append(
+                containers.RestartContainers(
+                    host.docker().endpoint.url,
+                    tuple(by_name[n] for n in affected),
+                    affected,
+                    min_api=host.config.docker.min_api_version,
+                )
+            )
+            risk = " ".join(
+                filter(
+                    None,
+                    [
+                        risk,
+                        f"restarts {', '.join(affected)}: each is down for a moment "
+                        "(same container, same id)",
+                    ],
+                )
+            )
+        if rules:
+            steps.append(
+                containers.VerifyMappings(
+                    host.config,
+                    tuple(host.environ.items()),
+                    broken,
+                    tuple((c.id, c.name) for c in running),
+                )
+            )
         if not steps:
             return Plan(
                 self.id,
@@ -83,7 +153,14 @@ class NatDockerFix(Fix):
             part
             for part, wanted in (
                 ("turn IPv4 forwarding on", forwarding_off),
-                ("restart Docker so it recreates its iptables rules", bool(rules)),
+                (
+                    "restart Docker so it recreates its iptables rules",
+                    bool(daemon_rules or (broken and live)),
+                ),
+                (
+                    "restart the containers whose port mappings are gone",
+                    bool(broken and not (daemon_rules or live)),
+                ),
             )
             if wanted
         )
@@ -100,3 +177,19 @@ class NatDockerFix(Fix):
             ),
             manual=manual,
         )
+
+
+def _broken_ports(data: Mapping[str, Any]) -> tuple[containers.BrokenPort, ...]:
+    """The published ports the check found without their DNAT rule."""
+    published = data.get("published") or ()
+    assert isinstance(published, list | tuple)
+    return tuple(
+        containers.BrokenPort(
+            str(p["container"]),
+            int(p["host_port"]),
+            int(p["container_port"]),
+            str(p["protocol"]),
+        )
+        for p in published
+        if isinstance(p, dict) and not p.get("dnat")
+    )

@@ -85,11 +85,12 @@ class PortsFix(Fix):
                     f"deployment ({', '.join(c.name for c in mine)}), whose containers"
                     f" hold {held}"
                 )
+        notes: list[str] = []  # stopped services that come back at boot
         moves: dict[str, tuple[Mapping[str, Any], int]] = {}
         stopping: set[object] = set()  # a process on two ports is stopped once
         for entry in foreign:
             if options.stop_conflicting and _stoppable(entry):
-                steps += _stops(entry, host, stopping)
+                steps += _stops(entry, host, stopping, options, notes)
                 parts.append(f"stop what holds {entry['port']}: {_holders(entry)}")
                 continue
             if options.stop_conflicting:
@@ -120,7 +121,10 @@ class PortsFix(Fix):
             "their own filesystems (volumes are kept); deploy again afterwards"
             if ours
             else "",
-            notes=tuple(_note(e, port, stack.ui_service) for e, port in moves.values()),
+            notes=(
+                *notes,
+                *(_note(e, port, stack.ui_service) for e, port in moves.values()),
+            ),
             manual=tuple(manual),
         )
 
@@ -212,9 +216,16 @@ def _process(holder: Mapping[str, Any]) -> str:
     return info.describe()
 
 
-def _stops(entry: Mapping[str, Any], host: Host, seen: set[object]) -> list[Step]:
+def _stops(
+    entry: Mapping[str, Any],
+    host: Host,
+    seen: set[object],
+    options: FixOptions,
+    notes: list[str],
+) -> list[Step]:
     """Steps that stop every holder of a port (all of them _stoppable) not
-    already in ``seen``."""
+    already in ``seen``; an enabled service is said to come back at boot (and
+    disabled too with --disable-stopped)."""
     steps: list[Step] = []
     for holder in entry["holders"]:
         who = holder.get("pid") or holder.get("id")
@@ -230,14 +241,32 @@ def _stops(entry: Mapping[str, Any], host: Host, seen: set[object]) -> list[Step
         service = process_service(pid)
         gone = lambda pid=pid, started=started: not running(pid, started)  # noqa: E731
         if service and service != process_service(os.getpid()):
+            enabled = host.run_command(["systemctl", "is-enabled", service])
+            at_boot = enabled.stdout.strip() in ("enabled", "enabled-runtime")
             steps.append(
                 RunCommand(
                     ("systemctl", "stop", service),
-                    f"{service} runs {command}; {where}",
+                    f"{service} runs {command}; {where}"
+                    + ("; it is enabled: it starts again at boot" if at_boot else ""),
                     inverse=("systemctl", "start", service),
                     done_when=gone,
                 )
             )
+            if at_boot and options.disable_stopped:
+                steps.append(
+                    RunCommand(
+                        ("systemctl", "disable", service),
+                        f"so that {service} does not take {entry['port']} again at "
+                        "boot (--disable-stopped)",
+                        inverse=("systemctl", "enable", service),
+                    )
+                )
+            elif at_boot:
+                notes.append(
+                    f"{service} is enabled: it starts again at the next boot and "
+                    f"takes {entry['port']} again; keep it off with systemctl "
+                    f"disable {service} (or run this fix with --disable-stopped)"
+                )
         else:
             steps.append(
                 Action(

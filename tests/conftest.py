@@ -109,7 +109,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Reap what an earlier, SIGKILLed run left (only runs whose pid is dead)."""
     if os.geteuid() == 0:
-        cleaned = infra.reap_stale()
+        import machine
+
+        cleaned = machine.reap_stale_machines() + infra.reap_stale()
         if cleaned:
             session.config.stash[_REAPED] = cleaned
 
@@ -254,3 +256,67 @@ def unprivileged_venv(pytestconfig: pytest.Config) -> Iterator[Path]:
         yield venv
     finally:
         shutil.rmtree(venv, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------
+# A real systemd machine (machine.py): systemd as PID 1, Debian's docker.service
+# --------------------------------------------------------------------------
+
+
+@infra_fixture(scope="session")
+def machine_base(pytestconfig: pytest.Config) -> Iterator[Path]:
+    """The cached Debian root file system of the systemd machines (built once,
+    ~2 min, under /var/cache/shipyard-doctor-tests; later runs reuse it)."""
+    import machine
+
+    with infra_setup(), infra.timed() as t:
+        base = machine.base_root()
+    pytestconfig.stash.setdefault(_TIMINGS, {})["machine base"] = t[0]
+    try:
+        yield base
+    finally:
+        wheel = machine._WHEEL.pop("wheel", None)
+        if wheel is not None:
+            shutil.rmtree(wheel.parent, ignore_errors=True)
+
+
+@infra_fixture(scope="module")
+def systemd_machine(machine_base: Path, pytestconfig: pytest.Config) -> Iterator[Any]:
+    """One booted machine (machine.Machine) for a test module: systemd PID 1,
+    docker.service active, the checkout installed at /opt/sd; stopped afterwards.
+    Tests that share it must leave it as they found it."""
+    import machine
+
+    with infra_setup():
+        booted = machine.Machine.boot(machine_base)
+    pytestconfig.stash.setdefault(_TIMINGS, {})["machine boot"] = booted.boot_seconds
+    try:
+        yield booted
+    finally:
+        booted.stop()
+
+
+@infra_fixture()
+def boot_machine(
+    machine_base: Path, pytestconfig: pytest.Config
+) -> Iterator[Callable[..., Any]]:
+    """Factory: ``boot_machine(nspawn_args=(...), prepare=fn)`` boots a machine of
+    the test's own (fn(root) edits its files before the boot); all are stopped."""
+    import machine
+
+    machines: list[Any] = []
+
+    def boot(**kw: Any) -> Any:
+        with infra_setup():
+            booted = machine.Machine.boot(machine_base, **kw)
+        machines.append(booted)
+        pytestconfig.stash.setdefault(_TIMINGS, {})["machine boot"] = (
+            booted.boot_seconds
+        )
+        return booted
+
+    try:
+        yield boot
+    finally:
+        for booted in machines:
+            booted.stop()

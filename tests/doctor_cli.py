@@ -63,3 +63,17 @@ def run_doctor(
     return DoctorRun(
         done.returncode, done.stdout, done.stderr, time.monotonic() - started
     )
+
+
+def as_if_systemd_runs_docker(host: Any) -> Any:
+    """*host* (a Host) planning as if systemd were PID 1 and ran docker.service.
+
+    For the tests that plan systemd routes from recorded unit files (what the
+    doctor would write, checked with systemd-analyze verify): here systemd is
+    not PID 1. That those routes work for real is proven inside a booted
+    systemd machine (test_systemd_machine.py)."""
+    from shipyard_doctor.host.manager import DockerManager, Init, Kind
+
+    manager = DockerManager(Kind.SYSTEMD, Init.SYSTEMD, False, unit="docker.service")
+    host.memo("manager.docker", lambda: manager)
+    return host

@@ -1615,6 +1615,8 @@ def reap_stale() -> list[str]:
         m = _TMPDIR_RE.match(entry.name)
         if not m or not entry.is_dir() or _owner_alive(int(m.group(2))):
             continue
+        if m.group(1) == "m":
+            continue  # a systemd machine's root: machine.reap_stale_machines
         if m.group(1) == "d":
             _teardown_root(entry)
         else:

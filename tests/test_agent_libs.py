@@ -192,10 +192,33 @@ def test_upstream_soname_on_debian_finds_debian_name(require_infra, tmp_path):
     )
 
 
-def test_no_agent_is_skipped_and_static_or_script_agents_need_nothing(tmp_path):
-    if os.path.exists("/opt/shipyard/bin/shipyard-agent"):
-        pytest.skip("this machine has a shipyard-agent in /opt/shipyard/bin")
-    doc = run_doctor("check", "--json", "--only", "agent-libs")
+@pytest.fixture
+def python_without_opt_shipyard(require_infra, tmp_path) -> str:
+    """A python that runs the doctor in a private mount namespace where
+    /opt/shipyard (if this machine has one) is an empty tmpfs: a host with no
+    shipyard-agent there, whatever this machine has."""
+    require_infra("unshare", "mount")
+    hide = (
+        "mount -t tmpfs tmpfs /opt/shipyard && "
+        if os.path.isdir("/opt/shipyard")
+        else ""
+    )
+    python = tmp_path / "python-no-opt-shipyard"
+    python.write_text(
+        "#!/bin/sh\n"
+        "exec unshare --mount --propagation private sh -c "
+        f'\'{hide}exec {sys.executable} "$@"\' sh "$@"\n'
+    )
+    python.chmod(0o755)
+    return str(python)
+
+
+def test_no_agent_is_skipped_and_static_or_script_agents_need_nothing(
+    tmp_path, python_without_opt_shipyard
+):
+    doc = run_doctor(
+        "check", "--json", "--only", "agent-libs", python=python_without_opt_shipyard
+    )
     check = doc.check("agent-libs")
     assert check["status"] == "skipped"
     assert check["summary"].startswith("no shipyard-agent binary (not on $PATH")

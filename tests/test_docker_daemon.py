@@ -70,12 +70,8 @@ def test_missing_socket_says_not_running(tmp_path):
     assert check["summary"] == (
         f"the Docker daemon is not running: {tmp_path}/docker.sock does not exist"
     )
-    # As root, no sudo; systemctl only where systemd runs (test_hints.py).
-    starts = (
-        "start Docker: systemctl start docker",
-        "start Docker: service docker start",
-    )
-    assert any(h in starts for h in check["hints"]), check["hints"]
+    # How to start it depends on who manages Docker here (test_manager.py).
+    assert any(h.startswith("start Docker: ") for h in check["hints"])
 
 
 def test_stale_socket_without_daemon(tmp_path):

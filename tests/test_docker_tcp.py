@@ -6,7 +6,6 @@ daemon.json). The doctor runs inside the namespace, as it would on that host."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,9 @@ def write_config(tmp_path: Path, systemd_dirs: list[Path], **docker: str) -> Pat
     dirs = [str(d) for d in systemd_dirs] or [str(empty)]
     lines = ["[docker]", 'tcp = "127.0.0.1:4243"']
     lines += [f"{key} = {json.dumps(value)}" for key, value in docker.items()]
+    # Empty run and init dirs: no service manager is seen, whatever PID 1 is here.
     lines += ["[host]", f"systemd_dirs = {json.dumps(dirs)}"]
+    lines += [f'run_dir = "{empty}"', f'init_dir = "{empty}"']
     path = tmp_path / "config.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -111,34 +112,8 @@ def test_daemon_on_every_address_without_tls_is_a_failure(netns, tmp_path):
         daemon.stop()
 
 
-def test_conflict_is_predicted_before_a_restart(netns, tmp_path):
-    # Debian's unit with the docs' TCP drop-in (-H flags) and a daemon.json that sets
-    # "hosts" too: the next start fails. docker-daemon names it as well.
-    units = tmp_path / "etc"
-    shutil.copytree(DATA / "debian/etc/systemd/system", units)
-    vendor = DATA / "debian/lib/systemd/system"
-    daemon_json = tmp_path / "daemon.json"
-    daemon_json.write_text('{"hosts": ["unix:///var/run/docker.sock"]}\n')
-    config = write_config(tmp_path, [units, vendor], daemon_json=str(daemon_json))
-    run = doctor(
-        netns, config, f"unix://{tmp_path}/docker.sock", "docker-tcp,docker-daemon"
-    )
-    check = run.check("docker-tcp")
-    assert check["status"] == "failure"
-    assert check["summary"] == (
-        'dockerd will not start again: -H in docker.service ExecStart and "hosts" in '
-        f"{daemon_json} conflict"
-    )
-    assert (
-        "dockerd would say: unable to configure the Docker daemon with file "
-        f"{daemon_json}: the following directives are specified both as a flag and "
-        "in the configuration file: hosts: (from flag: [fd:// tcp://127.0.0.1:4243], "
-        "from file: [unix:///var/run/docker.sock])"
-    ) in check["details"]
-    assert any("10-tcp.conf, " in d for d in check["details"])
-    assert f'remove "hosts" from {daemon_json}' in check["hints"][0]
-    daemon = run.check("docker-daemon")
-    assert daemon["summary"].endswith('(-H and daemon.json "hosts" conflict)')
+# The -H/"hosts" conflict predicted before a restart, under a real systemd:
+# test_systemd_machine.py::test_conflict_is_predicted_and_refusals_change_nothing.
 
 
 def test_coreos_docker_tcp_socket_on_every_address(netns, tmp_path):

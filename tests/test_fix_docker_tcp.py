@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from doctor_cli import run_doctor
+from doctor_cli import as_if_systemd_runs_docker, run_doctor
 from infra import Dockerd, ManagedProcess, Netns, missing, require_tools
 from shipyard_doctor.config import load_config
 from shipyard_doctor.fixengine.restart import SYSTEMCTL_RESTART, Restart
@@ -207,7 +207,13 @@ def write_config(tmp_path: Path, **sections: dict[str, object]) -> Path:
     empty.mkdir(exist_ok=True)
     values: dict[str, dict[str, object]] = {
         "docker": {"tcp": "127.0.0.1:4243"},
-        "host": {"systemd_dirs": [str(empty)]},
+        # run_dir and init_dir empty: whatever this machine's PID 1 is, the doctor
+        # never sees a service manager, so it can never restart a real Docker.
+        "host": {
+            "systemd_dirs": [str(empty)],
+            "run_dir": str(empty),
+            "init_dir": str(empty),
+        },
         "fix": {"journal_dir": str(tmp_path / "journal")},
     }
     for name, keys in sections.items():
@@ -309,6 +315,56 @@ def test_daemon_json_route_applied_verified_and_undone(
     assert host.daemon.ping()  # the unix socket answers again
 
 
+def test_hand_started_dockerd_next_to_an_installed_unit_uses_its_config_file(
+    restartable, netns, tmp_path
+):
+    """Issue 8, item 1: Debian's docker.service is installed, but the dockerd that
+    runs was started by hand with --config-file X (and [docker] daemon_json is
+    left at /etc/docker/daemon.json): X is the route, never a drop-in."""
+    host = restartable()
+    daemon_json = host.daemon_json
+    before = daemon_json.read_bytes()
+    first = tmp_path / "etc-units"
+    first.mkdir()
+    config = write_config(
+        tmp_path,
+        docker={"restart_command": host.restart_command()},
+        host={"systemd_dirs": [str(first), str(_vendor_dir("debian"))]},
+    )
+    args = ("docker-tcp", "--docker-host", host.daemon.url, "--json")
+    # A dry run first: a wrong route must not touch this machine's /etc.
+    dry = run_doctor("fix", "--dry-run", *args, netns=netns, config=config)
+    (planned,) = dry.doc["fixes"]
+    assert planned["plan"]["steps"][0] == f"change {daemon_json}", planned
+    check = run_doctor(
+        "check",
+        "--json",
+        "--only",
+        "docker-tcp",
+        "--docker-host",
+        host.daemon.url,
+        netns=netns,
+        config=config,
+    ).check("docker-tcp")
+    assert (
+        f"manager: dockerd (pid {host.daemon.pid}) is managed by nothing: it was "
+        "started by hand or by a script; init: none"
+    ) in check["details"]
+    assert (
+        "docker.service is installed but does not run dockerd here: shown, never "
+        "acted on"
+    ) in check["details"]
+    run = run_doctor("fix", "--yes", *args, netns=netns, config=config)
+    (fix,) = run.doc["fixes"]
+    assert fix["outcome"] == "applied", fix
+    assert "daemon.json" in fix["plan"]["summary"]
+    assert tcp_ping(netns) == "OK"
+    assert list(first.iterdir()) == []  # no drop-in
+    undo = run_doctor("undo", config=config, netns=netns)
+    assert undo.code == 0, undo.stderr
+    assert daemon_json.read_bytes() == before
+
+
 def test_restart_that_does_not_listen_on_tcp_is_rolled_back(
     restartable, netns, tmp_path
 ):
@@ -349,34 +405,20 @@ def test_restart_that_does_not_listen_on_tcp_is_rolled_back(
 @pytest.mark.parametrize(
     ("units", "daemon_json", "tcp", "restart_command", "summary"),
     [
-        (  # Debian's unit has -H fd://, the file "hosts": dockerd would not start
+        # Issue 8: Debian's docker.service is installed, but systemd is not PID 1
+        # and no dockerd runs: the unit is shown, never acted on. (The refusals
+        # under a real systemd are in test_systemd_machine.py.)
+        (
             "debian",
-            {"hosts": ["unix:///var/run/docker.sock"]},
-            "127.0.0.1:4243",
-            "true",
-            "refused: unable to configure the Docker daemon with file {dj}: the "
-            "following directives are specified both as a flag and in the "
-            "configuration file: hosts:",
-        ),
-        (
-            "moby",
-            {},
-            "0.0.0.0:4243",
-            "true",
-            "refused: [docker] tcp = 0.0.0.0:4243 is not a loopback address and "
-            "dockerd has no TLS verification with certificates",
-        ),
-        (
-            "moby",
             {},
             "127.0.0.1:4243",
             "",
-            "not applied: systemd is not PID 1 and [docker] restart_command is not "
-            "set, so the doctor cannot restart dockerd to make the change take "
-            "effect (create {first}/docker.service.d/shipyard-doctor.conf)",
+            "refused: no dockerd runs here and no service manager would start one "
+            "from a unit (Docker (not running) is managed by nothing: no dockerd "
+            "runs and no service would start one; init: none)",
         ),
     ],
-    ids=["flags-and-hosts", "beyond-loopback-without-tls", "no-way-to-restart"],
+    ids=["unit-installed-but-not-running-it"],
 )
 def test_refusals_change_nothing(
     netns, tmp_path, units, daemon_json, tcp, restart_command, summary
@@ -389,7 +431,7 @@ def test_refusals_change_nothing(
     config = write_config(
         tmp_path,
         docker={"tcp": tcp, "daemon_json": str(dj), "restart_command": restart_command},
-        host={"systemd_dirs": [str(first), str(vendor)]},
+        host={"systemd_dirs": [str(first), str(vendor)], "run_dir": str(first)},
     )
     run = run_doctor(
         "fix",
@@ -409,11 +451,13 @@ def test_refusals_change_nothing(
     assert not (tmp_path / "journal").exists() or not any(
         (tmp_path / "journal").glob("*/manifest.json")
     )
-    if not restart_command:
-        assert (
-            "ExecStart=\nExecStart=/usr/bin/dockerd -H fd://"
-            in fix["plan"]["manual"][0]
-        )
+    shown = run_doctor(
+        "check", "--json", "--only", "docker-tcp", netns=netns, config=config
+    ).check("docker-tcp")["details"]
+    assert (
+        "docker.service is installed but does not run dockerd here: shown, never "
+        "acted on"
+    ) in shown
 
 
 def _vendor_dir(name: str) -> Path:
@@ -432,9 +476,10 @@ def _plan_host(tmp_path: Path, dirs: list[Path]) -> Host:
             "daemon_json": str(tmp_path / "daemon.json"),
             "restart_command": "true",
         },
-        host={"systemd_dirs": [str(d) for d in dirs]},
+        host={"systemd_dirs": [str(d) for d in dirs], "run_dir": str(tmp_path)},
     )
-    return Host(load_config(str(config)), {"PATH": "/usr/sbin:/usr/bin"})
+    host = Host(load_config(str(config)), {"PATH": "/usr/sbin:/usr/bin"})
+    return as_if_systemd_runs_docker(host)
 
 
 def systemd_verify(dirs: list[Path], unit: str) -> subprocess.CompletedProcess[str]:
@@ -530,14 +575,12 @@ def test_coreos_docker_tcp_socket_is_bound_to_loopback_and_enabled(tmp_path):
     assert link.path == str(first / "sockets.target.wants/docker-tcp.socket")
     assert restart_commands(route, systemd)[1:] == (
         ("systemctl", "stop", "docker.service"),
-        ("systemctl", "start", "docker-tcp.socket"),
+        ("systemctl", "restart", "docker-tcp.socket"),
         ("systemctl", "start", "docker.service"),
     )
-    assert undo_restart(route, systemd) == (
-        "sh",
-        "-c",
-        "systemctl stop docker-tcp.socket; systemctl daemon-reload && "
-        "systemctl restart docker.service",
+    assert undo_restart(route, systemd)[-1].startswith(
+        "systemctl daemon-reload; systemctl stop docker.service; systemctl stop "
+        "docker-tcp.socket; "
     )
     # Without systemd to start the socket, the drop-in is the route.
     assert choose_route(host, None, unit, Restart((("true",),), "x")).kind == "drop-in"

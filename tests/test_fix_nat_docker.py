@@ -67,14 +67,15 @@ def test_restart_brings_back_the_dnat_rule_and_keeps_the_container(
     assert dnat_rules(netns) == []
     url = host.daemon.url
 
-    # A restart_command that restarts nothing cannot verify: rolled back.
+    # A restart_command that restarts nothing: the repaired thing itself (the DNAT
+    # rule of port 8000) is verified, it is not back: the fix fails, rolled back.
     noop = write_config(tmp_path, docker={"restart_command": "true"})
     run = fix_nat(netns, noop, url)
     (fix,) = run.doc["fixes"]
-    assert fix["outcome"] == "rolled-back", fix
-    assert fix["message"].startswith(
-        "rolled back: nat-docker still failure: published port 8000 unreachable"
-    )
+    assert fix["outcome"] == "failed", fix
+    assert fix["message"] == (
+        "not repaired: published port 8000/tcp -> web has no DNAT rule; rolled back"
+    ), fix
     assert fix["rollback"] == [
         "not reversible: sh -c true (Docker recreates its chains and rules at start "
         "([docker] restart_command: true))"
@@ -91,7 +92,10 @@ def test_restart_brings_back_the_dnat_rule_and_keeps_the_container(
     )
     plan = fix["plan"]
     assert plan["summary"] == "restart Docker so it recreates its iptables rules"
-    assert [s.split(" ", 3)[:3] for s in plan["steps"]] == [["run:", "sh", "-c"]]
+    assert [s.split(" ", 3)[:3] for s in plan["steps"]] == [
+        ["run:", "sh", "-c"],
+        ["verify:", "1", "running"],
+    ]
     assert plan["risk"].startswith(
         f"restarts dockerd; live-restore is on ({host.daemon_json}), so running "
         "containers keep running (1 is running)"

@@ -221,11 +221,17 @@ def overlaid_root(require_infra, tmp_path) -> Iterator[tuple[Path, Path, Path]]:
     file at all, and the real /etc never touched. Yields (python, etc, var_lib)
     where the last two are the upper dirs that receive the writes."""
     require_infra("unshare", "mount")
-    if Path("/etc/shipyard-doctor").exists():
-        pytest.skip("this machine has a real /etc/shipyard-doctor")
+    real = Path("/etc/shipyard-doctor").exists()
     dirs = {n: tmp_path / n for n in ("etc", "etc-work", "var-lib", "var-lib-work")}
     for d in dirs.values():
         d.mkdir()
+    for top, name in (
+        (dirs["etc"], "shipyard-doctor"),
+        (dirs["var-lib"], "shipyard-doctor"),
+    ):
+        # A whiteout (char device 0:0) in the upper dir hides what this machine
+        # really has there, so the overlaid host has no config and no journal.
+        os.mknod(top / name, stat.S_IFCHR | 0o600, os.makedev(0, 0))
     mounts = " && ".join(
         f"mount -t overlay overlay -o lowerdir={low},upperdir={dirs[up]},"
         f"workdir={dirs[up + '-work']} {low}"
@@ -240,7 +246,7 @@ def overlaid_root(require_infra, tmp_path) -> Iterator[tuple[Path, Path, Path]]:
     python.chmod(0o755)
     yield python, dirs["etc"], dirs["var-lib"]
     # The namespace is gone with each run; the upper dirs go with tmp_path.
-    assert not Path("/etc/shipyard-doctor").exists()
+    assert Path("/etc/shipyard-doctor").exists() == real
 
 
 def test_no_config_file_is_created_then_removed_by_undo(
@@ -255,13 +261,14 @@ def test_no_config_file_is_created_then_removed_by_undo(
     written = etc / "shipyard-doctor" / "config.toml"
     assert written.read_text() == "[stack.ports]\nshipyard = 8001\n"
     assert (var_lib / "shipyard-doctor" / "journal").is_dir()
-    assert not Path("/etc/shipyard-doctor").exists()
     undo = run_doctor("undo", netns=netns, python=str(python))
     assert undo.code == 0, undo.stderr
     assert "removed /etc/shipyard-doctor/config.toml (it did not exist before)" in (
         undo.stdout
     )
-    assert not (etc / "shipyard-doctor").exists()  # its new directory went too
+    # Its new directory went too (a whiteout, not a directory, is left in the
+    # upper dir where the real machine has one).
+    assert not (etc / "shipyard-doctor").is_dir()
 
 
 def test_a_working_deployment_is_not_removed(clean_docker_host, tmp_path):

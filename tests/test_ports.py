@@ -187,3 +187,39 @@ def test_hint_names_the_config_key_of_a_multi_port_service(netns, listeners, tmp
     assert ports["summary"].startswith("port 7001 already in use")
     (hint,) = [h for h in ports["hints"] if "[stack.ports]" in h]
     assert '[stack.ports] "discovery/7001" = 7002 (free now)' in hint
+
+
+def test_one_owner_on_loopback_v4_and_v6_is_named_with_both(netns, tmp_path):
+    """Issue 8, item 7: a process listening on 127.0.0.1:8000 and [::1]:8000 is
+    one holder naming both addresses."""
+    import sys
+
+    from infra import stop_process, wait_listening
+
+    script = (
+        "import socket, time\n"
+        "a = socket.socket(); a.bind(('127.0.0.1', 8000)); a.listen()\n"
+        "b = socket.socket(socket.AF_INET6); b.bind(('::1', 8000)); b.listen()\n"
+        "time.sleep(3600)\n"
+    )
+    proc = netns.spawn([sys.executable, "-c", script])
+    try:
+        wait_listening(proc, 8000, "::1")
+        run = run_doctor(
+            "check",
+            "--json",
+            "--only",
+            "ports",
+            "--docker-host",
+            f"unix://{tmp_path}/no-docker.sock",
+            netns=netns,
+        )
+        ports = run.check("ports")
+        lines = [d for d in ports["details"] if d.startswith("8000/tcp")]
+        assert len(lines) == 1, lines
+        assert lines[0].endswith("listens on 127.0.0.1:8000, [::1]:8000"), lines
+        (entry,) = [p for p in ports["data"]["ports"] if p["port"] == 8000]
+        (holder,) = entry["holders"]
+        assert holder["addresses"] == ["127.0.0.1:8000", "[::1]:8000"]
+    finally:
+        stop_process(proc)

@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 from conftest import infra_setup
+from doctor_cli import as_if_systemd_runs_docker
 from infra import InfraMissing, missing
 from shipyard_doctor.config import Config, DockerConfig, HostConfig
 from shipyard_doctor.host import daemonconf, tcproutes
@@ -172,9 +173,11 @@ def _debian_host(tmp_path: Path) -> Host:
     etc.mkdir()
     config = Config(
         docker=DockerConfig(daemon_json=str(tmp_path / "daemon.json")),
-        host=HostConfig(systemd_dirs=(str(etc), str(vendor))),
+        host=HostConfig(
+            systemd_dirs=(str(etc), str(vendor)), run_dir=str(etc), init_dir=str(etc)
+        ),
     )
-    return Host(config)
+    return as_if_systemd_runs_docker(Host(config))
 
 
 def test_proposed_drop_in_passes_systemd_analyze_verify(tmp_path, require_infra):

@@ -49,9 +49,11 @@ DOCKERD_TOOLS = (
 
 
 def _setup_testbed(pytester: pytest.Pytester) -> None:
-    """Give an inner pytester run this directory's conftest.py and infra.py."""
+    """Give an inner pytester run this directory's conftest.py, infra.py and
+    machine.py."""
     pytester.makeconftest((HERE / "conftest.py").read_text())
     (pytester.path / "infra.py").write_text((HERE / "infra.py").read_text())
+    (pytester.path / "machine.py").write_text((HERE / "machine.py").read_text())
 
 
 def _ss_listeners(netns: Netns) -> dict[str, set[int]]:

@@ -97,7 +97,10 @@ def session(
     return FixSession(
         registry=registry,
         journal=Journal(recheck.config().fix.journal_dir),
-        options=FixOptions(stop_conflicting=fixing.stop_conflicting),
+        options=FixOptions(
+            stop_conflicting=fixing.stop_conflicting,
+            disable_stopped=fixing.disable_stopped,
+        ),
         mode=mode,
         recheck=recheck,
         command=fixing.command,

@@ -3,11 +3,13 @@
 Changed API addresses ("hosts" is not reloadable, moby daemon/reload.go) and flushed
 iptables rules (Docker recreates its chains only at start) both need dockerd to
 start again. How depends on the host: ``[docker] restart_command`` when the user
-named one (a host without systemd, a test daemon), else systemctl when systemd is
-PID 1 and runs docker.service; with neither, a fix says what to run by hand instead
-of guessing. A restart stops every running container unless live-restore is on
-("By default, when the Docker daemon terminates, it shuts down running
-containers", docs.docker.com engine/daemon/live-restore), so the risk says which.
+named one (a host without systemd, a test daemon), else through the manager that
+really runs dockerd (systemctl when systemd is PID 1 and runs docker.service, the
+init script under sysvinit or OpenRC); for a dockerd started by hand, a fix says
+what to run by hand instead of guessing. A restart stops every running container
+unless live-restore is on ("By default, when the Docker daemon terminates, it
+shuts down running containers", docs.docker.com engine/daemon/live-restore), so the
+risk says which.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from shipyard_doctor.host import daemonconf, systemd
+from shipyard_doctor.host import daemonconf, manager
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.daemonconf import DaemonSetup
@@ -57,22 +59,19 @@ BY_HAND = (
 
 
 def dockerd_restart(host: Host) -> Restart:
-    """``[docker] restart_command`` first (the user said so), then systemd when it is
-    PID 1 and knows docker.service; otherwise no way (the caller explains)."""
+    """``[docker] restart_command`` first (the user said so), then the manager that
+    runs dockerd (doctor/host/manager.py): systemd only when it is PID 1 and runs
+    docker.service (``reset-failed`` first when its start limit was hit), the init
+    script under sysvinit or OpenRC; a dockerd started by hand has no way (the
+    caller explains)."""
     command = host.config.docker.restart_command
     if command:
         return Restart((("sh", "-c", command),), f"[docker] restart_command: {command}")
-    unit = daemonconf.unit_setup(host).unit
-    if systemd.systemd_running() and unit.exists:
-        return Restart(
-            SYSTEMCTL_RESTART, f"systemd is PID 1 and runs {unit.describe()}", True
-        )
-    why = (
-        "systemd is not PID 1"
-        if not systemd.systemd_running()
-        else "systemd has no docker.service"
-    )
-    return Restart((), f"{why} and [docker] restart_command is not set")
+    found = host.docker_manager()
+    commands = found.restart_commands(reset_failed=manager.start_limit_hit(host))
+    if commands:
+        return Restart(commands, found.describe(), found.systemd)
+    return Restart((), f"{found.describe()}, and [docker] restart_command is not set")
 
 
 def live_restore(setup: DaemonSetup | None) -> bool:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shipyard_doctor.host.systemd import DOCKER_SERVICE, systemd_running
+from shipyard_doctor.host.systemd import DOCKER_SERVICE
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
@@ -34,12 +34,17 @@ class DaemonLog:
     problem: str = ""  # why there are no lines
 
     def last_attempt(self) -> tuple[str, ...]:
-        """The lines of the last start attempt. An attempt begins with "Starting up",
-        or right after the bare error line a failed dockerd exits with: config
-        errors are printed before "Starting up", so that marker alone would mix
-        them with the previous attempt."""
-        start, ended = 0, False
+        """The lines of the last start attempt. In the journal an attempt begins
+        with systemd's "Starting docker.service" (its start job); within it, or in
+        a log file, with dockerd's "Starting up", or right after the bare error line
+        a failed dockerd exits with: config errors are printed before "Starting
+        up", so that marker alone would mix them with the previous attempt."""
+        first = 0
         for i, line in enumerate(self.lines):
+            if _SYSTEMD_START.search(line):
+                first = i
+        start, ended = first, False
+        for i, line in enumerate(self.lines[first:], first):
             if not _from_dockerd(line):
                 continue  # systemd's own lines belong to the attempt before them
             if START_MARKER in line or ended:
@@ -48,6 +53,11 @@ class DaemonLog:
         return self.lines[start:]
 
 
+# systemd's line when a start job of docker.service begins (systemd >= 247 adds the
+# unit name before the Description).
+_SYSTEMD_START = re.compile(
+    r" systemd\[\d+\]: Starting (?:docker\.service\b|Docker Application Container)"
+)
 # The journal's short format: "Nov 25 15:00:01 host dockerd[123]: message".
 _JOURNAL = re.compile(r"^\w{3} +\d+ [\d:]+ \S+ (?P<ident>[^\s\[:]+)(?:\[\d+\])?: ")
 _LOGRUS = re.compile(r'^(?:time="|level=|[A-Z]{4}\[)')
@@ -86,8 +96,10 @@ def _daemon_log(host: Host) -> DaemonLog:
     configured = host.config.docker.log_file
     if configured:
         return _file_log(configured)
-    if systemd_running():
-        argv = ["journalctl", "-u", DOCKER_SERVICE, "-n", str(TAIL), "--no-pager"]
+    if _systemd_is_init(host):
+        # docker.socket too: its "service-start-limit-hit" is the start limit.
+        argv = ["journalctl", "-u", DOCKER_SERVICE, "-u", "docker.socket", "-n"]
+        argv += [str(TAIL), "--no-pager"]
         done = host.run_command(argv)
         source = " ".join(argv[:3])
         if not done.ok:
@@ -106,6 +118,14 @@ def _daemon_log(host: Host) -> DaemonLog:
         f"{', '.join(LOG_FILES)} exists; set [docker] log_file to where dockerd's "
         "output goes",
     )
+
+
+def _systemd_is_init(host: Host) -> bool:
+    """The journal is only there when systemd really is PID 1 ([host] run_dir)."""
+    from shipyard_doctor.host.manager import Init, detect_init
+
+    cfg = host.config.host
+    return detect_init(cfg.proc_dir, cfg.run_dir)[0] is Init.SYSTEMD
 
 
 def _file_log(path: str) -> DaemonLog:
@@ -147,7 +167,22 @@ _FLAG_AND_FILE = (
     r"(?:with file (?P<file>\S+?): )?the following directives are specified both "
     r"as a flag and in the configuration file: hosts"
 )
+START_LIMIT_HINT = (
+    "systemd refuses to start Docker again (its start limit was hit): "
+    "systemctl reset-failed docker.service docker.socket, then systemctl start docker"
+)
 KNOWN_CAUSES: tuple[KnownCause, ...] = (
+    KnownCause(
+        "start-limit",
+        "systemd's start limit was hit",
+        # systemd src/core/unit.c and socket.c (docker.socket's result)
+        re.compile(
+            r"Start request repeated too quickly|result '(?:service-)?start-limit-hit'"
+        ),
+        "docker.service failed to start several times in a row (StartLimitBurst), "
+        "so systemd refuses every start until its failed state is reset",
+        (START_LIMIT_HINT,),
+    ),
     KnownCause(
         "hosts-flag-and-file",
         '-H flags and daemon.json "hosts" conflict',
@@ -302,3 +337,36 @@ class _Fields(dict[str, str]):
             "keys": "the keys named above",
             "dockerd": "/usr/bin/dockerd",
         }.get(key, key)
+
+
+def drop_stale(matches: list[CauseMatch], daemon_json: str) -> list[CauseMatch]:
+    """The matches that still hold: an unknown daemon.json key that has been
+    removed since (while systemd's start limit keeps dockerd from starting
+    again, the journal's last dockerd lines are from before the edit) is not
+    blamed any more."""
+    kept = []
+    for m in matches:
+        if m.cause.id == "unknown-directive":
+            # The line names the file dockerd read (its --config-file).
+            named = re.search(r"with file (\S+?):", m.line)
+            current = _read_text(named.group(1) if named else daemon_json)
+            found = m.cause.pattern.search(m.line)
+            keys = re.findall(r"[\w.-]+", found.group("keys")) if found else []
+            if (
+                keys
+                and current is not None
+                and not any(f'"{key}"' in current for key in keys)
+            ):
+                continue
+        kept.append(m)
+    if len(kept) < len(matches):
+        kept = [m for m in kept if m.cause.id != "daemon-json-invalid"]
+    return kept
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return None

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from shipyard_doctor.config import Config
 from shipyard_doctor.host import commands, sockets
@@ -28,6 +28,9 @@ from shipyard_doctor.host.dockerapi import (
     probe,
 )
 from shipyard_doctor.stacks import Stack, load_stack
+
+if TYPE_CHECKING:
+    from shipyard_doctor.host.manager import DockerManager
 
 T = TypeVar("T")
 
@@ -179,6 +182,13 @@ class Host:
                 found.append(info)
         return tuple(found)
 
+    def docker_manager(self) -> DockerManager:
+        """Who manages the running dockerd (or would start one): systemd, a snap,
+        rootless systemd, an init script, a hand; see doctor/host/manager.py."""
+        from shipyard_doctor.host.manager import docker_manager
+
+        return docker_manager(self)
+
     def find_binary(self, name: str) -> str | None:
         """A binary on the caller's PATH or in the usual system directories."""
         path = os.pathsep.join(
@@ -231,13 +241,43 @@ def in_own_netns(pid: int) -> bool | None:
     return (theirs.st_dev, theirs.st_ino) == (mine.st_dev, mine.st_ino)
 
 
+# Flags of the old all-in-one docker binary that take the next word as their value
+# (`docker -H fd:// -d`), so that value is not taken for a subcommand.
+_DOCKER_VALUE_FLAGS = frozenset(
+    {
+        *("-H", "--host", "-g", "--graph", "-s", "--storage-driver", "-p"),
+        *("--pidfile", "-b", "--bridge", "-e", "--exec-driver", "-G", "--group"),
+        *("-l", "--log-level", "--config", "-c", "--context", "--tlscacert"),
+        *("--tlscert", "--tlskey", "--dns", "--dns-search", "--bip", "--mtu", "--ip"),
+    }
+)
+
+
 def _is_docker_daemon(info: ProcessInfo) -> bool:
     # Before Docker 1.8 the daemon was the client binary run as `docker -d` (the
     # story's CoreOS unit), then `docker daemon` until dockerd split out in 1.12.
+    # A client's `docker run -d IMAGE` is not one: -d after a subcommand is that
+    # subcommand's own flag (detach).
     if info.name == "dockerd":
         return True
-    args = info.cmdline[1:]
-    return "-d" in args or "--daemon" in args or args[:1] == ("daemon",)
+    return is_daemon_command(info.cmdline[1:])
+
+
+def is_daemon_command(args: Sequence[str]) -> bool:
+    """Whether the arguments of the ``docker`` binary make it the daemon: ``-d`` or
+    ``--daemon`` before any subcommand, or ``daemon`` as the subcommand."""
+    takes_value = False
+    for word in args:
+        if takes_value:
+            takes_value = False
+            continue
+        if word in ("-d", "--daemon", "--daemon=true"):
+            return True
+        if word.startswith("-"):
+            takes_value = word in _DOCKER_VALUE_FLAGS
+            continue
+        return word == "daemon"  # the first positional word is the subcommand
+    return False
 
 
 class _LockTable(dict):  # type: ignore[type-arg]

@@ -2,16 +2,17 @@
 
 The one place a check asks "how do I tell this user to start Docker?": ``sudo`` only
 when the doctor does not already run as root, and the service manager that runs
-Docker here. Which manager that is (systemd, OpenRC, runit, a dockerd started by hand
-in a namespace) is the business of the service-manager knowledge (host/manager.py);
-until that answers, systemd when it is the init system, else SysV ``service``.
+Docker here, as host/manager.py finds it (systemd, the snap, a rootless user unit,
+SysV ``service``, OpenRC, or a dockerd started by hand).
 """
 
 from __future__ import annotations
 
+import shlex
 from typing import TYPE_CHECKING
 
-from shipyard_doctor.host import systemd
+from shipyard_doctor.host.daemonconf import DEFAULT_CONFIG_FILE
+from shipyard_doctor.host.manager import Kind
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
@@ -23,7 +24,18 @@ def as_admin(host: Host, command: str) -> str:
 
 
 def docker_service(host: Host, action: str = "start") -> str:
-    """The command that starts (``action`` = start, restart, stop) Docker here."""
-    if systemd.systemd_running():
-        return as_admin(host, f"systemctl {action} docker")
-    return as_admin(host, f"service docker {action}")
+    """The command that starts (``action`` = start) or restarts Docker here, through
+    the manager that runs it (host/manager.py)."""
+    found = host.docker_manager()
+    if action == "restart":
+        commands = found.restart_commands()
+        if not commands:
+            return "stop the dockerd process and start it again the way it was started"
+        return " && ".join(as_admin(host, shlex.join(argv)) for argv in commands)
+    command = found.start_command(host.is_root)
+    if found.kind in (Kind.MANUAL, Kind.NONE) and not found.argv:
+        # No service would start it: the daemon itself, in the background.
+        conf = host.config.docker.daemon_json
+        flag = "" if conf == DEFAULT_CONFIG_FILE else f" --config-file {conf}"
+        command += f"{flag} > /var/log/docker.log 2>&1 &"
+    return command

@@ -291,7 +291,10 @@ class ManagerView:
 
 def manager_view(host: Host, unit: str = DOCKER_SERVICE) -> ManagerView | None:
     """None when systemd is not PID 1 or systemctl cannot answer."""
-    if not systemd_running():
+    from shipyard_doctor.host.manager import Init, detect_init
+
+    cfg = host.config.host
+    if detect_init(cfg.proc_dir, cfg.run_dir)[0] is not Init.SYSTEMD:
         return None
 
     def compute() -> ManagerView | None:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from shipyard_doctor.host.daemonconf import DaemonSetup, UnitSetup, setup_from_argv
+from shipyard_doctor.host.manager import systemd_runs_docker
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
@@ -50,13 +52,17 @@ def tcp_routes(host: Host, running: DaemonSetup | None, unit: UnitSetup) -> list
     that fits first (docs.docker.com engine/daemon/remote-access: pick ONE)."""
     tcp = f"tcp://{host.config.docker.tcp}"
     units = host.config.host.systemd_dirs[0]  # /etc/systemd/system by default
+    # A unit file only counts when systemd really runs dockerd from it (issue 8):
+    # a hand-started dockerd next to an installed docker.service has its own
+    # command line and --config-file.
+    systemd_runs = systemd_runs_docker(host)
     setup = (
-        unit.setup
+        (unit.setup if systemd_runs else None)
         or running
         or setup_from_argv("dockerd's defaults", (), host.config.docker.daemon_json)
     )
     routes: list[Route] = []
-    if unit.setup is not None and unit.exec_start is not None:
+    if systemd_runs and unit.setup is not None and unit.exec_start is not None:
         flags = bool(unit.setup.flags.hosts)
         routes.append(
             Route(
@@ -92,10 +98,13 @@ def tcp_routes(host: Host, running: DaemonSetup | None, unit: UnitSetup) -> list
             )
     content = dict(setup.daemon_json.content or {})
     content["hosts"] = list(dict.fromkeys([*setup.hosts, tcp]))
+    manager = host.docker_manager().restart_commands()
     restart = (
         SYSTEMD_RESTART
-        if unit.setup is not None
-        else host.config.docker.restart_command or "restart dockerd"
+        if systemd_runs
+        else host.config.docker.restart_command
+        or " && ".join(shlex.join(argv) for argv in manager)
+        or "restart dockerd"
     )
     routes.append(
         Route(
