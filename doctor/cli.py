@@ -284,28 +284,31 @@ def _check(args: argparse.Namespace, env: Environment) -> int:
         ignored=frozenset(ignore),
     )
     host = Host(config, env.environ, probe_dhcp=tuple(args.probe_dhcp))
-    runs = _run(registry, selection, host, config.checks.timeout, args, env)
-    report = Report(__version__, host.summary(), tuple(runs))
-    fixing = args.fix or args.yes or args.dry_run
-    if args.json:
-        from shipyard_doctor.render import json as render
+    try:
+        runs = _run(registry, selection, host, config.checks.timeout, args, env)
+        report = Report(__version__, host.summary(), tuple(runs))
+        fixing = args.fix or args.yes or args.dry_run
+        if args.json:
+            from shipyard_doctor.render import json as render
 
-        fix_reports, code = (
-            _fixes(args, env, registry, runs, host) if fixing else ([], None)
-        )
-        render.render_report(report, env.stdout, fix_reports if fixing else None)
-    else:
-        from shipyard_doctor.render import console, text
+            fix_reports, code = (
+                _fixes(args, env, registry, runs, host) if fixing else ([], None)
+            )
+            render.render_report(report, env.stdout, fix_reports if fixing else None)
+        else:
+            from shipyard_doctor.render import console, text
 
-        view = console if env.rich_output else text
-        view.render_report(report, env.stdout, verbose=args.verbose)
-        if not fixing:
-            return ExitCode.PROBLEMS if report.failed else ExitCode.OK
-        fix_reports, code = _fixes(args, env, registry, runs, host)
-        view.render_fix_reports(fix_reports, env.stdout)
-    if code is not None:
-        return code
-    return ExitCode.PROBLEMS if report.failed and not fixing else ExitCode.OK
+            view = console if env.rich_output else text
+            view.render_report(report, env.stdout, verbose=args.verbose)
+            if not fixing:
+                return ExitCode.PROBLEMS if report.failed else ExitCode.OK
+            fix_reports, code = _fixes(args, env, registry, runs, host)
+            view.render_fix_reports(fix_reports, env.stdout)
+        if code is not None:
+            return code
+        return ExitCode.PROBLEMS if report.failed and not fixing else ExitCode.OK
+    finally:
+        host.close()
 
 
 def _fixes(args, env, registry, runs, host):  # type: ignore[no-untyped-def]

@@ -85,8 +85,8 @@ class Recheck:
 
         config = self.config()
         selection = Selection(order_checks(self.registry, [check_id]), {}, frozenset())
-        host = Host(config, self.env.environ)
-        runs = run_checks(self.registry, selection, host, config.checks.timeout)
+        with Host(config, self.env.environ) as host:
+            runs = run_checks(self.registry, selection, host, config.checks.timeout)
         return next(run for run in runs if run.id == check_id)
 
 
@@ -117,28 +117,33 @@ def fix_command(args: argparse.Namespace, env: Environment) -> int:
     plugin = registry.fixes[args.fix_id]
     config = load_effective_config(args, env)
     host = Host(config, env.environ)
-    selection = Selection(order_checks(registry, plugin.repairs), {}, frozenset())
-    runs = [
-        r
-        for r in run_checks(registry, selection, host, config.checks.timeout)
-        if r.id in plugin.repairs
-    ]
-    view = _view(args, env)
-    failing = [r for r in runs if r.status.value in ("warning", "failure")]
-    if not failing:
-        states = ", ".join(f"{r.id} {r.status.value}: {r.result.summary}" for r in runs)
-        env.stdout.write(f"nothing to fix: {states}\n")
-        return ExitCode.PROBLEMS if any(r.status.is_problem for r in runs) else 0
-    with session(args, env, registry, Recheck(args, env, registry)) as fixes:
-        reports = [fixes.fix_one(args.fix_id, run, host) for run in failing]
-    if args.json:
-        import json
+    try:
+        selection = Selection(order_checks(registry, plugin.repairs), {}, frozenset())
+        runs = [
+            r
+            for r in run_checks(registry, selection, host, config.checks.timeout)
+            if r.id in plugin.repairs
+        ]
+        view = _view(args, env)
+        failing = [r for r in runs if r.status.value in ("warning", "failure")]
+        if not failing:
+            states = ", ".join(
+                f"{r.id} {r.status.value}: {r.result.summary}" for r in runs
+            )
+            env.stdout.write(f"nothing to fix: {states}\n")
+            return ExitCode.PROBLEMS if any(r.status.is_problem for r in runs) else 0
+        with session(args, env, registry, Recheck(args, env, registry)) as fixes:
+            reports = [fixes.fix_one(args.fix_id, run, host) for run in failing]
+        if args.json:
+            import json
 
-        json.dump({"fixes": [r.to_dict() for r in reports]}, env.stdout, indent=2)
-        env.stdout.write("\n")
-    else:
-        view.render_fix_reports(reports, env.stdout)
-    return _exit_code(reports, runs) or ExitCode.OK
+            json.dump({"fixes": [r.to_dict() for r in reports]}, env.stdout, indent=2)
+            env.stdout.write("\n")
+        else:
+            view.render_fix_reports(reports, env.stdout)
+        return _exit_code(reports, runs) or ExitCode.OK
+    finally:
+        host.close()
 
 
 def undo_command(args: argparse.Namespace, env: Environment) -> int:

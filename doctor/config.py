@@ -89,6 +89,11 @@ class HostConfig:
         "/var/db/dhcpcd",
         "/var/db",
     )
+    # Where the kernel's and the system's files are read from: point them at a
+    # recorded tree (tests, a mounted image) instead of this machine's.
+    proc_root: str = "/proc"
+    sys_root: str = "/sys"
+    etc_root: str = "/etc"
     # The script the dhcp fix gives a dhclient it starts when no running client
     # names one (-sf); "" = dhclient's own, allowed only in PID 1's network namespace.
     dhclient_script: str = ""
@@ -157,6 +162,12 @@ def _path(value: Any) -> str:
     return value
 
 
+def _root(value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise ValueError('must be an absolute path, e.g. "/proc"')
+    return value
+
+
 def _command(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError('must be a command line, e.g. "service docker restart"')
@@ -201,6 +212,9 @@ SCHEMA: dict[str, dict[str, Validator]] = {
         "dmi_dir": _path,
         "lease_dirs": _dir_list,
         "dhclient_script": _path,
+        "proc_root": _root,
+        "sys_root": _root,
+        "etc_root": _root,
     },
 }
 

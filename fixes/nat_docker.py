@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from shipyard_doctor.fixengine import restart
 from shipyard_doctor.fixing import Fix, FixOptions, Plan, RunCommand, Step
 from shipyard_doctor.host import daemonconf, iptables
+from shipyard_doctor.host.natrules import NatEvidence, NatProblem
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
@@ -30,16 +31,13 @@ class NatDockerFix(Fix):
     repairs = ("nat-docker",)
 
     def plan(self, result: Result, host: Host, options: FixOptions) -> Plan:
-        data = result.data
-        problems: list[str] = list(data.get("problems", ()))
-        overlaps = set(data.get("overlaps", ()))
-        forwarding_off = data.get("ip_forward") is False
-        rules = [
-            p
-            for p in problems
-            if p not in overlaps and not p.startswith("IPv4 forwarding is off")
-        ]
-        manual = tuple(h for h in result.hints if '"bip"' in h)
+        found = result.evidence
+        if not isinstance(found, NatEvidence):
+            return Plan(self.id, "nat-docker", "nothing to do: no NAT rules were read")
+        forwarding_off = found.has(NatProblem.FORWARDING_OFF)
+        rules = found.restart_repairs
+        overlaps = found.state.overlaps
+        manual = tuple(dict.fromkeys(o.move_bridge for o in overlaps))
         steps: list[Step] = []
         if forwarding_off:
             steps.append(
@@ -47,7 +45,7 @@ class NatDockerFix(Fix):
                     FORWARD_ON,
                     "published ports and container traffic need IPv4 forwarding",
                     inverse=FORWARD_OFF,
-                    done_when=lambda: iptables.ip_forward() is True,
+                    done_when=lambda: iptables.ip_forward(host.proc) is True,
                 )
             )
         how = restart.dockerd_restart(host)

@@ -127,7 +127,7 @@ def probe(endpoint: Endpoint, timeout: float, min_api: str) -> DockerProbe:
         return DockerProbe(
             endpoint,
             problem,
-            _describe(exc),
+            describe_error(exc),
             socket_info=info,
             elapsed=time.monotonic() - started,
         )
@@ -251,7 +251,8 @@ def _is_timeout(exc: BaseException) -> bool:
     return False
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
+    """An SDK/requests exception as one short line (the reason a fact is missing)."""
     text = str(exc) or type(exc).__name__
     return text if len(text) <= 200 else text[:197] + "..."
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from shipyard_doctor.host.facts import host_fact
 from shipyard_doctor.host.systemd import DOCKER_SERVICE, systemd_running
 
 if TYPE_CHECKING:
@@ -78,8 +79,9 @@ def tail_lines(path: str, count: int = TAIL, limit: int = 256 * 1024) -> list[st
     return lines[-count:]
 
 
+@host_fact
 def daemon_log(host: Host) -> DaemonLog:
-    return host.memo("dockerlog.daemon_log", lambda: _daemon_log(host))
+    return _daemon_log(host)
 
 
 def _daemon_log(host: Host) -> DaemonLog:

@@ -14,19 +14,22 @@ import platform
 import shutil
 import socket
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import Any, TypeVar
 
 from shipyard_doctor.config import Config
 from shipyard_doctor.host import commands, sockets
 from shipyard_doctor.host.dockerapi import (
     DockerProbe,
+    describe_error,
     make_client,
     parse_endpoint,
     probe,
 )
+from shipyard_doctor.host.facts import Unavailable
 from shipyard_doctor.stacks import Stack, load_stack
 
 T = TypeVar("T")
@@ -82,6 +85,9 @@ class Container:
 
 
 class Host:
+    """The facts of one run. Close it (or use it as a context manager) when done:
+    that closes the one Docker client the run opened, if it opened one."""
+
     def __init__(
         self,
         config: Config,
@@ -93,16 +99,53 @@ class Host:
         # Interfaces the user named with --probe-dhcp: the only ones on which the
         # doctor may send anything (a DHCPDISCOVER).
         self.probe_dhcp = probe_dhcp
-        self._facts: dict[str, Any] = {}
-        self._locks: dict[str, threading.Lock] = _LockTable()
+        self._facts: dict[Hashable, Any] = {}
+        self._locks: dict[Hashable, threading.Lock] = _LockTable()
+        self._client: Any = None
+        self._client_lock = threading.Lock()
 
-    def memo(self, key: str, compute: Callable[[], T]) -> T:
-        """Compute a fact once per run, for fact modules that live outside this file
-        (``doctor/elf.py``, ``doctor/mounts.py``, ...). Thread-safe like ``@fact``."""
+    def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """Compute a fact once per run. Fact modules use it through
+        :func:`~shipyard_doctor.host.facts.host_fact`, which keys it by the function
+        and its arguments. Thread-safe like ``@fact``."""
         with self._locks[key]:
             if key not in self._facts:
                 self._facts[key] = compute()
             return self._facts[key]  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        """Close the Docker client, if one was opened; the host stays usable (a
+        later call opens a new one)."""
+        with self._client_lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def __enter__(self) -> Host:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def proc(self) -> Path:
+        """Where /proc is read from: [host] proc_root."""
+        return Path(self.config.host.proc_root)
+
+    @property
+    def sys(self) -> Path:
+        """Where /sys is read from: [host] sys_root."""
+        return Path(self.config.host.sys_root)
+
+    @property
+    def etc(self) -> Path:
+        """Where /etc is read from: [host] etc_root."""
+        return Path(self.config.host.etc_root)
 
     def run_command(
         self, argv: Sequence[str], timeout: float | None = None
@@ -129,7 +172,9 @@ class Host:
     def summary(self) -> dict[str, Any]:
         return {
             "hostname": socket.gethostname(),
-            "os": os_release().get("PRETTY_NAME", platform.system()),
+            "os": os_release(self.etc / "os-release").get(
+                "PRETTY_NAME", platform.system()
+            ),
             "kernel": platform.release(),
             "arch": platform.machine(),
             "user": _username(self.euid),
@@ -152,18 +197,24 @@ class Host:
         cfg = self.config.docker
         return probe(parse_endpoint(cfg.host), self.docker_timeout, cfg.min_api_version)
 
+    def docker_client(self) -> Any:
+        """The run's one low-level Docker client for the configured endpoint, opened
+        on first use (each call bounded by :attr:`docker_timeout`); :meth:`close`
+        closes it."""
+        with self._client_lock:
+            if self._client is None:
+                self._client = make_client(self.docker().endpoint, self.docker_timeout)
+            return self._client
+
     @fact
-    def containers(self) -> tuple[Container, ...] | None:
-        """All containers of the configured daemon; None when it cannot be asked."""
+    def containers(self) -> tuple[Container, ...] | Unavailable:
+        """All containers of the configured daemon, or why they cannot be listed."""
         if not self.docker().ok:
-            return None
-        client = make_client(self.docker().endpoint, self.docker_timeout)
+            return Unavailable(self.docker().reason or "the Docker API does not answer")
         try:
-            raw = client.containers(all=True)
-        except Exception:
-            return None
-        finally:
-            client.close()
+            raw = self.docker_client().containers(all=True)
+        except Exception as exc:  # the SDK/requests raise many kinds
+            return Unavailable(describe_error(exc))
         return tuple(_container(c) for c in raw)
 
     @fact
@@ -171,10 +222,10 @@ class Host:
         import psutil
 
         found = []
-        for proc in psutil.process_iter(["name"]):
-            if proc.info["name"] not in ("dockerd", "docker"):
+        for process in psutil.process_iter(["name"]):
+            if process.info["name"] not in ("dockerd", "docker"):
                 continue
-            info = self.process(proc.pid)
+            info = self.process(process.pid)
             if info is not None and _is_docker_daemon(info):
                 found.append(info)
         return tuple(found)
@@ -190,10 +241,10 @@ class Host:
 
     @fact
     def tcp_listeners(self) -> tuple[sockets.Listener, ...]:
-        return tuple(sockets.listening_tcp())
+        return tuple(sockets.listening_tcp(self.proc))
 
     def socket_owners(self, inodes: Iterable[int]) -> dict[int, ProcessInfo | None]:
-        pids = sockets.socket_owners(inodes)
+        pids = sockets.socket_owners(inodes, self.proc)
         return {inode: self.process(pid) for inode, pid in pids.items()}
 
     def process(self, pid: int) -> ProcessInfo | None:
@@ -218,14 +269,18 @@ class Host:
     def username(self, uid: int) -> str:
         return _username(uid)
 
+    def in_own_netns(self, pid: int) -> bool | None:
+        """Whether process ``pid`` shares the doctor's network namespace."""
+        return in_own_netns(pid, self.proc)
 
-def in_own_netns(pid: int) -> bool | None:
+
+def in_own_netns(pid: int, proc: Path = Path("/proc")) -> bool | None:
     """Whether a process shares the doctor's network namespace; None if not allowed
     to look. A dockerd in another namespace (docker-in-docker, rootless Docker, a test
     host) is another "host": its own docker0, iptables rules and ports."""
     try:
-        theirs = os.stat(f"/proc/{pid}/ns/net")
-        mine = os.stat("/proc/self/ns/net")
+        theirs = os.stat(proc / str(pid) / "ns" / "net")
+        mine = os.stat(proc / "self" / "ns" / "net")
     except OSError:
         return None
     return (theirs.st_dev, theirs.st_ino) == (mine.st_dev, mine.st_ino)
