@@ -11,15 +11,8 @@ only then) it also asks the network: one DHCPDISCOVER, and the OFFERs that come 
 
 from __future__ import annotations
 
-from shipyard_doctor.host import dhcp, netinfo
-from shipyard_doctor.host.dhcpstate import (
-    DhcpEvidence,
-    IfaceState,
-    InterfaceFinding,
-    describe,
-    dhcp_evidence,
-    pids,
-)
+from shipyard_doctor.host import dhcp, dhcpstate, netinfo
+from shipyard_doctor.host.dhcpstate import IfaceState, InterfaceFinding
 from shipyard_doctor.host.gateway import Host
 from shipyard_doctor.model import Check, Result
 
@@ -31,6 +24,10 @@ VBOX = (
     "DHCP server enabled) and its cable connected: VBoxManage showvminfo VM "
     "--machinereadable | grep -E '^(nic|cableconnected)'"
 )
+STATIC = (
+    "or give {} a static address (CoreOS: a .network file in /etc/systemd/network/)"
+)
+ROOT = "run the probe as root: sudo shipyard-doctor check --probe-dhcp {}"
 
 
 class DhcpCheck(Check):
@@ -48,12 +45,11 @@ class DhcpCheck(Check):
                 hints=["name one of these interfaces: --probe-dhcp IFACE"],
             )
         wait = min(PROBE_SECONDS, host.config.checks.timeout * 0.8)
-        return _verdict(dhcp_evidence(host, wait))
+        return _verdict(dhcpstate.dhcp_evidence(host, wait))
 
 
-def _verdict(found: DhcpEvidence) -> Result:
-    details = describe(found)
-    failing = found.failing
+def _verdict(found: dhcpstate.DhcpEvidence) -> Result:
+    details, failing = dhcpstate.describe(found), found.failing
     healthy = found.having(IfaceState.OK)
     no_link = [f.iface.name for f in found.having(IfaceState.NO_CARRIER)]
     if failing:
@@ -96,24 +92,24 @@ def _verdict(found: DhcpEvidence) -> Result:
 
 
 def _why(f: InterfaceFinding) -> str:
-    name, lease = f.iface.name, f.lease
-    has = (
-        f"has only the link-local address {f.iface.ipv4[0].ip}"
-        if f.state is IfaceState.LINK_LOCAL
-        else "has no IPv4 address"
-    )
+    name, lease, who = f.iface.name, f.lease, dhcpstate.pids(f.clients)
+    has = "has no IPv4 address"
+    if f.state is IfaceState.LINK_LOCAL:
+        has = f"has only the link-local address {f.iface.ipv4[0].ip}"
     if not f.clients:
         text = f"{name} {has} and no DHCP client is running for it"
     elif lease and lease.expire and f.lease_expired:
         text = (
             f"{name} {has}: its DHCP lease for {lease.address} from "
             f"{lease.server or 'an unknown server'} expired "
-            f"{dhcp.format_time(lease.expire)} and {pids(f.clients)} got no new one"
+            f"{dhcp.format_time(lease.expire)} and {who} got no new one"
         )
     elif lease and lease.address:
-        text = f"{name} {has}, though {pids(f.clients)} holds a lease for it"
+        text = f"{name} {has}, though {who} holds a lease for it"
     else:
-        text = f"{name} {has}: {pids(f.clients)} runs, but no DHCP lease arrived"
+        text = (
+            f"{name} {has}: {dhcpstate.pids(f.clients)} runs, but no DHCP lease arrived"
+        )
     return text + (f"; {f.probe.describe()}" if f.probe else "")
 
 
@@ -132,7 +128,7 @@ def _fix_hints(f: InterfaceFinding) -> list[str]:
                 f"shipyard-doctor check --only dhcp --probe-dhcp {name}"
             )
     elif f.probe.error:
-        hints.append(_root_hint(name))
+        hints.append(ROOT.format(name))
     elif not f.probe.offers:
         hints.append(f"no DHCP server answers on {name}: {VBOX}")
     elif f.clients:
@@ -141,11 +137,7 @@ def _fix_hints(f: InterfaceFinding) -> list[str]:
             f"and read its log (journalctl -u systemd-networkd, or dhclient -d -v "
             f"{name})"
         )
-    hints.append(
-        f"or give {name} a static address (CoreOS: a .network file in "
-        "/etc/systemd/network/)"
-    )
-    return hints
+    return [*hints, STATIC.format(name)]
 
 
 def _warnings(f: InterfaceFinding) -> list[tuple[str, str]]:
@@ -153,21 +145,16 @@ def _warnings(f: InterfaceFinding) -> list[tuple[str, str]]:
     found = []
     name, lease, probe = f.iface.name, f.lease, f.probe
     if f.orphaned and lease and lease.expire:
-        found.append(
-            (
-                f"{name}'s DHCP lease for {lease.address} expired "
-                f"{dhcp.format_time(lease.expire)} and no DHCP client runs to "
-                "renew it",
-                f"start a DHCP client for {name} (`dhclient {name}` / "
-                f"`networkctl reconfigure {name}`) or make the address static",
-            )
+        text = (
+            f"{name}'s DHCP lease for {lease.address} expired "
+            f"{dhcp.format_time(lease.expire)} and no DHCP client runs to renew it"
         )
-    if probe is not None and probe.error:
-        found.append((probe.describe(), _root_hint(name)))
-    elif probe is not None and not probe.offers:
-        found.append((probe.describe(), f"if {name} relies on DHCP: {VBOX}"))
+        hint = (
+            f"start a DHCP client for {name} (`dhclient {name}` / "
+            f"`networkctl reconfigure {name}`) or make the address static"
+        )
+        found.append((text, hint))
+    if probe is not None and (probe.error or not probe.offers):
+        hint = ROOT.format(name) if probe.error else f"if {name} relies on DHCP: {VBOX}"
+        found.append((probe.describe(), hint))
     return found
-
-
-def _root_hint(name: str) -> str:
-    return f"run the probe as root: sudo shipyard-doctor check --probe-dhcp {name}"

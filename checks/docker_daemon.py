@@ -22,6 +22,7 @@ from shipyard_doctor.host.gateway import Host
 from shipyard_doctor.model import Check, Result
 
 DOCS = "https://docs.docker.com/engine/install/"
+INSTALL = f"install Docker Engine: {DOCS} (Debian/Ubuntu: apt-get install docker.io)"
 #: A hung or unreachable daemon: its state is unknown (error), not bad (failure).
 UNKNOWN = (Problem.TIMEOUT, Problem.UNREACHABLE, Problem.NOT_INSTALLED)
 
@@ -33,16 +34,13 @@ class DockerDaemonCheck(Check):
 
     def run(self, host: Host) -> Result:
         probe = host.docker()
+        url = probe.endpoint.url
         running = () if probe.ok else host.dockerd_processes()
         origin = host.config.docker.host_origin
         details = describe_probe(probe, origin, running)
         if probe.ok:
-            return Result.ok(
-                f"Docker {probe.version.get('Version', '?')} answers at "
-                f"{probe.endpoint.url}",
-                details=details,
-                evidence=DaemonEvidence(probe),
-            )
+            summary = f"Docker {probe.version.get('Version', '?')} answers at {url}"
+            return Result.ok(summary, details=details, evidence=DaemonEvidence(probe))
         summary, hints = _explain(probe, host)
         found = DaemonEvidence(probe)
         down = probe.problem in (Problem.SOCKET_MISSING, Problem.NOT_RUNNING)
@@ -63,13 +61,10 @@ def _explain(probe: DockerProbe, host: Host) -> tuple[str, list[str]]:
     path = probe.endpoint.path
     installed = host.find_binary("dockerd")
     if probe.problem in (Problem.SOCKET_MISSING, Problem.NOT_RUNNING) and not installed:
-        return (
-            "Docker is not installed (no dockerd binary found)",
-            [
-                f"install Docker Engine: {DOCS} "
-                "(Debian/Ubuntu: apt-get install docker.io)"
-            ],
+        install = (
+            f"install Docker Engine: {DOCS} (Debian/Ubuntu: apt-get install docker.io)"
         )
+        return "Docker is not installed (no dockerd binary found)", [install]
     match probe.problem:
         case Problem.SOCKET_MISSING:
             return (
@@ -137,16 +132,12 @@ def _explain(probe: DockerProbe, host: Host) -> tuple[str, list[str]]:
 
 
 def _start_hints(host: Host) -> list[str]:
-    hints = [
-        "start Docker: sudo systemctl start docker (or: sudo service docker start)"
-    ]
-    if host.dockerd_processes():
-        hints.insert(
-            0,
-            "a dockerd is running but not at this endpoint: point --docker-host or "
-            "[docker] host at the socket it serves (see its -H flags above)",
-        )
-    return hints
+    start = "start Docker: sudo systemctl start docker (or: sudo service docker start)"
+    elsewhere = (
+        "a dockerd is running but not at this endpoint: point --docker-host or "
+        "[docker] host at the socket it serves (see its -H flags above)"
+    )
+    return [elsewhere, start] if host.dockerd_processes() else [start]
 
 
 def _why_down(down: WhyDown) -> tuple[str, list[str], list[str]]:

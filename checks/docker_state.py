@@ -11,21 +11,8 @@ script's `-p :8000`). Each finding is one line with the real pids, paths and por
 
 from __future__ import annotations
 
-from shipyard_doctor.host.dockerstate import (
-    daemon_info,
-    running_daemons,
-    stack_state,
-    ui_ports,
-)
-from shipyard_doctor.host.dockerviews import (
-    ClientView,
-    DockerStateEvidence,
-    StateProblem,
-    client_views,
-    data_roots,
-    describe_clients,
-    describe_daemons,
-)
+from shipyard_doctor.host import dockerstate, dockerviews
+from shipyard_doctor.host.dockerviews import ClientView, StateProblem
 from shipyard_doctor.host.facts import Unavailable
 from shipyard_doctor.host.gateway import Container, Host
 from shipyard_doctor.model import Check, Findings, Problem, Result, Status
@@ -57,26 +44,19 @@ class DockerStateCheck(Check):
             found.details.append(f"{deployed} ({containers.reason})")
         else:
             deployed = _stack(host, containers, found)
-        evidence = DockerStateEvidence(
-            url,
-            running_daemons(host),
-            clients,
-            host.stack(),
-            containers,
-            tuple(found.problems),
+        daemons, problems = dockerstate.running_daemons(host), tuple(found.problems)
+        evidence = dockerviews.DockerStateEvidence(
+            url, daemons, clients, host.stack(), containers, problems
         )
-        if not found.problems:
-            return Result.ok(
-                f"one Docker daemon ({url}), no client pointed elsewhere, {deployed}",
-                details=found.details,
-                evidence=evidence,
-            )
-        return found.result(evidence)
+        if found.problems:
+            return found.result(evidence)
+        summary = f"one Docker daemon ({url}), no client pointed elsewhere, {deployed}"
+        return Result.ok(summary, details=found.details, evidence=evidence)
 
 
 def _daemons(host: Host, found: Found) -> None:
-    daemons = running_daemons(host)
-    found.details += describe_daemons(daemons)
+    daemons = dockerstate.running_daemons(host)
+    found.details += dockerviews.describe_daemons(daemons)
     here = [d for d in daemons if d.same_netns is not False]
     if len(here) > 1:
         _add(
@@ -92,8 +72,10 @@ def _daemons(host: Host, found: Found) -> None:
 
 def _clients(host: Host, url: str, found: Found) -> tuple[ClientView, ...]:
     """Where the docker CLI points; the ones at another daemon are findings."""
-    views = client_views(host, url)
-    found.details += describe_clients(views, (daemon_info(host) or {}).get("ID"))
+    views = dockerviews.client_views(host, url)
+    found.details += dockerviews.describe_clients(
+        views, (dockerstate.daemon_info(host) or {}).get("ID")
+    )
     for view in (v for v in views if v.elsewhere):
         there = view.endpoint.url
         state = "another daemon" if view.answers else "an endpoint that does not answer"
@@ -110,7 +92,7 @@ def _clients(host: Host, url: str, found: Found) -> tuple[ClientView, ...]:
 
 
 def _data_roots(host: Host, url: str, found: Found) -> None:
-    roots = data_roots(host)
+    roots = dockerviews.data_roots(host)
     if roots is None:
         return
     found.details += roots.describe(url)
@@ -130,10 +112,11 @@ def _data_roots(host: Host, url: str, found: Found) -> None:
 def _stack(host: Host, containers: tuple[Container, ...], found: Found) -> str:
     """Half-deployed stack and UI port findings; returns how the stack stands."""
     stack = host.stack()
-    states = stack_state(stack, containers)
+    states = dockerstate.stack_state(stack, containers)
     present = [s for s in states if s.state != "missing"]
     name = f"Shipyard {stack.name}"
     stopped = [s for s in present if s.state != "running"]
+    stopped_names = [s.container for s in stopped]
     missing = [s.container for s in states if s.state == "missing"]
     if not present:
         found.details.append(f"stack: {name} is not deployed")
@@ -147,15 +130,12 @@ def _stack(host: Host, containers: tuple[Container, ...], found: Found) -> str:
             found,
             StateProblem.HALF_DEPLOYED,
             f"{name} is half-deployed: " + "; ".join(parts),
-            *[
-                f"see why {s.container} stopped: docker logs {s.container}"
-                for s in stopped
-            ],
+            *[f"see why {c} stopped: docker logs {c}" for c in stopped_names],
             "remove the leftovers and deploy again: docker rm -f "
             + " ".join(s.container for s in present),
         )
         return f"{name} is half-deployed"
-    ui = ui_ports(stack, containers, host.config.stack.ports)
+    ui = dockerstate.ui_ports(stack, containers, host.config.stack.ports)
     if ui is None or ui.fixed in {port for _, port in ui.published}:
         found.details.append(f"stack: {name} is deployed, all containers running")
         return f"{name} is deployed"

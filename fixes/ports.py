@@ -12,10 +12,11 @@ runs (systemd would restart a killed one), else SIGTERM to that pid.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -223,7 +224,7 @@ def _stops(entry: PortState, host: Host, seen: set[object]) -> list[Step]:
         pid, started = holder.process.pid, start_time(holder.process.pid)
         command = holder.process.describe()
         service = process_service(pid)
-        gone = lambda pid=pid, started=started: not running(pid, started)  # noqa: E731
+        gone = _gone(pid, started)
         if service and service != process_service(os.getpid()):
             steps.append(
                 RunCommand(
@@ -237,8 +238,13 @@ def _stops(entry: PortState, host: Host, seen: set[object]) -> list[Step]:
             steps.append(
                 Action(
                     f"send SIGTERM to {command}; {where}",
-                    run=lambda pid=pid, started=started: terminate(pid, started),
+                    run=functools.partial(terminate, pid, started),
                     done_when=gone,
                 )
             )
     return steps
+
+
+def _gone(pid: int, started: float | None) -> Callable[[], bool]:
+    """``done_when`` of a stop: that process (not a reused pid) has ended."""
+    return lambda: not running(pid, started)

@@ -100,7 +100,7 @@ class Host:
         # doctor may send anything (a DHCPDISCOVER).
         self.probe_dhcp = probe_dhcp
         self._facts: dict[Hashable, Any] = {}
-        self._locks: dict[Hashable, threading.Lock] = _LockTable()
+        self._locks = _LockTable()
         self._client: Any = None
         self._client_lock = threading.Lock()
 
@@ -295,14 +295,14 @@ def _is_docker_daemon(info: ProcessInfo) -> bool:
     return "-d" in args or "--daemon" in args or args[:1] == ("daemon",)
 
 
-class _LockTable(dict):  # type: ignore[type-arg]
-    """A lock per fact name, created on first use under one guard lock."""
+class _LockTable(dict[Hashable, threading.Lock]):
+    """A lock per fact key, created on first use under one guard lock."""
 
     def __init__(self) -> None:
         super().__init__()
         self._guard = threading.Lock()
 
-    def __missing__(self, key: str) -> threading.Lock:
+    def __missing__(self, key: Hashable) -> threading.Lock:
         with self._guard:
             return self.setdefault(key, threading.Lock())
 

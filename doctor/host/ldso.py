@@ -286,8 +286,8 @@ def _search_paths(
             yield f"DT_RUNPATH of {obj.path}", os.path.join(d, soname)
     if obj.nodeflib:
         return  # -z nodefaultlib: neither the cache nor the default dirs
-    for entry in view.cache.lookup(soname) if view.cache else ():
-        yield "ld.so.cache", entry.path
+    for cached in view.cache.lookup(soname) if view.cache else ():
+        yield "ld.so.cache", cached.path
     for d in default_dirs(binary):
         yield "default dir", os.path.join(d, soname)
     for d in view.extra_dirs:
