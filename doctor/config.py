@@ -90,9 +90,9 @@ class HostConfig:
         "/var/db",
     )
     # Where the kernel's and the system's files are read from: point them at a
-    # recorded tree (tests, a mounted image) instead of this machine's.
+    # recorded tree (tests, a mounted image) instead of this machine's. (/sys is
+    # read only for DMI, through dmi_dir.)
     proc_root: str = "/proc"
-    sys_root: str = "/sys"
     etc_root: str = "/etc"
     # The script the dhcp fix gives a dhclient it starts when no running client
     # names one (-sf); "" = dhclient's own, allowed only in PID 1's network namespace.
@@ -213,7 +213,6 @@ SCHEMA: dict[str, dict[str, Validator]] = {
         "lease_dirs": _dir_list,
         "dhclient_script": _path,
         "proc_root": _root,
-        "sys_root": _root,
         "etc_root": _root,
     },
 }

@@ -223,9 +223,9 @@ def _stops(entry: PortState, host: Host, seen: set[object]) -> list[Step]:
         seen.add(holder.process.pid)
         pid, started = holder.process.pid, start_time(holder.process.pid)
         command = holder.process.describe()
-        service = process_service(pid)
+        service = process_service(pid, host.proc)
         gone = _gone(pid, started)
-        if service and service != process_service(os.getpid()):
+        if service and service != process_service(os.getpid(), host.proc):
             steps.append(
                 RunCommand(
                     ("systemctl", "stop", service),

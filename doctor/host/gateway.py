@@ -138,11 +138,6 @@ class Host:
         return Path(self.config.host.proc_root)
 
     @property
-    def sys(self) -> Path:
-        """Where /sys is read from: [host] sys_root."""
-        return Path(self.config.host.sys_root)
-
-    @property
     def etc(self) -> Path:
         """Where /etc is read from: [host] etc_root."""
         return Path(self.config.host.etc_root)
