@@ -55,8 +55,8 @@ class Problem(Generic[K]):
 
 @dataclass
 class Findings(Generic[K]):
-    """What a check collects while it looks: problems (worst first), evidence lines
-    and hints (each once)."""
+    """What a check collects while it looks: problems (in the order found), evidence
+    lines and hints (each once)."""
 
     problems: list[Problem[K]] = field(default_factory=list)
     details: list[str] = field(default_factory=list)
