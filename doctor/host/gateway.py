@@ -190,7 +190,12 @@ class Host:
     @fact
     def docker(self) -> DockerProbe:
         cfg = self.config.docker
-        return probe(parse_endpoint(cfg.host), self.docker_timeout, cfg.min_api_version)
+        return probe(
+            parse_endpoint(cfg.host),
+            self.docker_timeout,
+            cfg.min_api_version,
+            self.docker_client(),
+        )
 
     def docker_client(self) -> Any:
         """The run's one low-level Docker client for the configured endpoint, opened
@@ -198,7 +203,8 @@ class Host:
         closes it."""
         with self._client_lock:
             if self._client is None:
-                self._client = make_client(self.docker().endpoint, self.docker_timeout)
+                endpoint = parse_endpoint(self.config.docker.host)
+                self._client = make_client(endpoint, self.docker_timeout)
             return self._client
 
     @fact
