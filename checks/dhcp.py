@@ -11,36 +11,23 @@ only then) it also asks the network: one DHCPDISCOVER, and the OFFERs that come 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
-
-from shipyard_doctor.host import dhcp, dhcpwire, netinfo
-from shipyard_doctor.host.dhcp import DhcpClient, Lease
-from shipyard_doctor.host.dhcpwire import ProbeResult
+from shipyard_doctor.host import dhcp, dhcpstate, netinfo
+from shipyard_doctor.host.dhcpstate import IfaceState, InterfaceFinding
 from shipyard_doctor.host.gateway import Host
-from shipyard_doctor.host.netinfo import Interface
 from shipyard_doctor.model import Check, Result
 
 #: How long the probe listens. Not 3 s: dnsmasq pings an address for 3 s before
 #: its first OFFER to a new client (measured: the OFFER arrives after 3.0-3.1 s).
 PROBE_SECONDS = 4.0
-FAILING = ("no-address", "link-local")
 VBOX = (
     "in VirtualBox, check that the adapter is attached (NAT, or host-only with its "
     "DHCP server enabled) and its cable connected: VBoxManage showvminfo VM "
     "--machinereadable | grep -E '^(nic|cableconnected)'"
 )
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One interface as the check sees it."""
-
-    iface: Interface
-    state: str  # ok, no-address, link-local, no-carrier, skip
-    clients: tuple[DhcpClient, ...]  # the clients that serve it
-    lease: Lease | None
-    probe: ProbeResult | None
+STATIC = (
+    "or give {} a static address (CoreOS: a .network file in /etc/systemd/network/)"
+)
+ROOT = "run the probe as root: sudo shipyard-doctor check --probe-dhcp {}"
 
 
 class DhcpCheck(Check):
@@ -49,76 +36,30 @@ class DhcpCheck(Check):
     category = "network"
 
     def run(self, host: Host) -> Result:
-        interfaces = netinfo.interfaces(host)
-        by_name = {i.name: i for i in interfaces}
-        unknown = [n for n in host.probe_dhcp if n not in by_name]
+        names = {i.name for i in netinfo.interfaces(host)}
+        unknown = [n for n in host.probe_dhcp if n not in names]
         if unknown:
             return Result.error(
                 f"--probe-dhcp {', '.join(unknown)}: no such interface here "
-                f"(interfaces: {', '.join(sorted(by_name))})",
+                f"(interfaces: {', '.join(sorted(names))})",
                 hints=["name one of these interfaces: --probe-dhcp IFACE"],
             )
-        now = datetime.now(UTC)
-        clients = dhcp.clients(host)
-        scan = dhcp.leases(host, interfaces)
         wait = min(PROBE_SECONDS, host.config.checks.timeout * 0.8)
-        targets = [by_name[n] for n in dict.fromkeys(host.probe_dhcp)]
-        probes = {p.interface: p for p in dhcpwire.probe(host, targets, wait)}
-        found = [
-            Finding(
-                i,
-                _state(i),
-                tuple(c for c in clients if c.serves(i.name)),
-                _lease_for(i, scan.leases),
-                probes.get(i.name),
-            )
-            for i in interfaces
-        ]
-        details = [f"DHCP client: {_client(c)}" for c in clients] or [
-            "no DHCP client process runs in this network namespace"
-        ]
-        details.append("leases looked for in: " + ", ".join(scan.searched))
-        details += [f"lease file not readable: {u}" for u in scan.unreadable]
-        for f in found:
-            if f.state != "skip":
-                details.append(_evidence(f, now))
-            if f.probe is not None and f.state not in FAILING:
-                details.append(f.probe.describe())  # else it is in the reason
-        data = {
-            "interfaces": [_data(f, now) for f in found],
-            "clients": [c.to_dict() for c in clients],
-            "unreadable": list(scan.unreadable),
-        }
-        return _verdict(found, probes, details, data, now)
+        return _verdict(dhcpstate.dhcp_evidence(host, wait))
 
 
-def _verdict(
-    found: list[Finding],
-    probes: dict[str, ProbeResult],
-    details: list[str],
-    data: dict[str, object],
-    now: datetime,
-) -> Result:
-    failing = [f for f in found if f.state in FAILING]
-    healthy = [f for f in found if f.state == "ok"]
-    no_link = [f.iface.name for f in found if f.state == "no-carrier"]
+def _verdict(found: dhcpstate.DhcpEvidence) -> Result:
+    details, failing = dhcpstate.describe(found), found.failing
+    healthy = found.having(IfaceState.OK)
+    no_link = [f.iface.name for f in found.having(IfaceState.NO_CARRIER)]
     if failing:
-        reasons = [_why(f, now) for f in failing]
-        summary = (
-            reasons[0]
-            if len(failing) == 1
-            else (
-                f"{len(failing)} interfaces got no IPv4 address: "
-                + ", ".join(f.iface.name for f in failing)
-            )
-        )
+        reasons = [_why(f) for f in failing]
+        names = ", ".join(f.iface.name for f in failing)
+        many = f"{len(failing)} interfaces got no IPv4 address: {names}"
+        summary = reasons[0] if len(failing) == 1 else many
+        details = (reasons if len(failing) > 1 else []) + details
         hints = [h for f in failing for h in _fix_hints(f)]
-        return Result.failure(
-            summary,
-            details=(reasons if len(failing) > 1 else []) + details,
-            hints=hints,
-            data=data,
-        )
+        return Result.failure(summary, details=details, hints=hints, evidence=found)
     if no_link and not healthy:
         verb = "is" if len(no_link) == 1 else "are"
         return Result.failure(
@@ -126,107 +67,53 @@ def _verdict(
             "without carrier",
             details=details,
             hints=["connect the cable (or the virtual NIC); " + VBOX],
-            data=data,
+            evidence=found,
         )
     if not healthy:
         return Result.skipped(
             "no network interface to check: none is up besides lo, Docker's "
             "bridges and bridge ports",
             details=details,
-            data=data,
+            evidence=found,
         )
     summary = "IPv4 addresses: " + ", ".join(
         f"{f.iface.name} {' '.join(map(str, f.iface.routable_ipv4))}" for f in healthy
     )
-    summary += "".join(f"; {p.describe()}" for p in probes.values() if p.offers)
-    warnings = [w for f in found for w in _warnings(f, now)]
+    summary += "".join(f"; {p.describe()}" for p in found.probes.values() if p.offers)
+    warnings = [w for f in found.interfaces for w in _warnings(f)]
     if warnings:
         return Result.warning(
             "; ".join(text for text, _ in warnings),
             details=[summary, *details],
             hints=[hint for _, hint in warnings],
-            data=data,
+            evidence=found,
         )
-    return Result.ok(summary, details=details, data=data)
+    return Result.ok(summary, details=details, evidence=found)
 
 
-def _state(iface: Interface) -> str:
-    if iface.kind == "loopback" or iface.is_docker or iface.master or not iface.up:
-        return "skip"  # a bridge port's address belongs on its bridge
-    if not iface.carrier:
-        return "no-carrier"
-    if iface.routable_ipv4:
-        return "ok"
-    return "link-local" if iface.ipv4 else "no-address"
-
-
-def _lease_for(iface: Interface, leases: tuple[Lease, ...]) -> Lease | None:
-    """The newest lease recorded for the interface: the one that expires last (a
-    stale file from an old client may sit next to the running client's)."""
-    mine = [le for le in leases if le.interface == iface.name]
-    mine = mine or [le for le in leases if le.interface is None and _holds(iface, le)]
-    return max(reversed(mine), key=lambda le: le.expire or _NEVER, default=None)
-
-
-_NEVER = datetime.min.replace(tzinfo=UTC)
-
-
-def _holds(iface: Interface, lease: Lease) -> bool:
-    return any(a.ip == lease.address for a in iface.ipv4)
-
-
-def _client(c: DhcpClient) -> str:
-    serves = ", ".join(c.interfaces) or (
-        "what its configuration names" if c.name in dhcp.MANAGERS else "all"
-    )
-    hidden = "" if c.same_netns else " (its network namespace is hidden: run as root)"
-    return f"{c.describe()} [serves {serves}]{hidden}"
-
-
-def _pids(clients: tuple[DhcpClient, ...]) -> str:
-    return ", ".join(f"{c.name} (pid {c.process.pid})" for c in clients)
-
-
-def _evidence(f: Finding, now: datetime) -> str:
-    addresses = " ".join(map(str, f.iface.ipv4))
-    text = {
-        "ok": f"{f.iface.name}: {addresses}",
-        "no-address": f"{f.iface.name}: up, with a link, no IPv4 address",
-        "link-local": f"{f.iface.name}: up, with a link, only link-local {addresses}",
-        "no-carrier": f"{f.iface.name}: up but no carrier (no link)",
-    }[f.state]
-    if f.state != "no-carrier":
-        text += f"; DHCP client: {_pids(f.clients) or 'none'}"
-        if f.lease:
-            text += f"; {f.lease.describe(now)}"
-        else:
-            text += "; no DHCP lease found" + (" (static?)" if f.state == "ok" else "")
-    return text
-
-
-def _why(f: Finding, now: datetime) -> str:
-    name, lease = f.iface.name, f.lease
-    has = (
-        f"has only the link-local address {f.iface.ipv4[0].ip}"
-        if f.state == "link-local"
-        else "has no IPv4 address"
-    )
+def _why(f: InterfaceFinding) -> str:
+    name, lease, who = f.iface.name, f.lease, dhcpstate.pids(f.clients)
+    has = "has no IPv4 address"
+    if f.state is IfaceState.LINK_LOCAL:
+        has = f"has only the link-local address {f.iface.ipv4[0].ip}"
     if not f.clients:
         text = f"{name} {has} and no DHCP client is running for it"
-    elif lease and lease.expire and lease.expired(now):
+    elif lease and lease.expire and f.lease_expired:
         text = (
             f"{name} {has}: its DHCP lease for {lease.address} from "
             f"{lease.server or 'an unknown server'} expired "
-            f"{dhcp.format_time(lease.expire)} and {_pids(f.clients)} got no new one"
+            f"{dhcp.format_time(lease.expire)} and {who} got no new one"
         )
     elif lease and lease.address:
-        text = f"{name} {has}, though {_pids(f.clients)} holds a lease for it"
+        text = f"{name} {has}, though {who} holds a lease for it"
     else:
-        text = f"{name} {has}: {_pids(f.clients)} runs, but no DHCP lease arrived"
+        text = (
+            f"{name} {has}: {dhcpstate.pids(f.clients)} runs, but no DHCP lease arrived"
+        )
     return text + (f"; {f.probe.describe()}" if f.probe else "")
 
 
-def _fix_hints(f: Finding) -> list[str]:
+def _fix_hints(f: InterfaceFinding) -> list[str]:
     name = f.iface.name
     hints = []
     if not f.clients:
@@ -241,7 +128,7 @@ def _fix_hints(f: Finding) -> list[str]:
                 f"shipyard-doctor check --only dhcp --probe-dhcp {name}"
             )
     elif f.probe.error:
-        hints.append(_root_hint(name))
+        hints.append(ROOT.format(name))
     elif not f.probe.offers:
         hints.append(f"no DHCP server answers on {name}: {VBOX}")
     elif f.clients:
@@ -250,51 +137,24 @@ def _fix_hints(f: Finding) -> list[str]:
             f"and read its log (journalctl -u systemd-networkd, or dhclient -d -v "
             f"{name})"
         )
-    hints.append(
-        f"or give {name} a static address (CoreOS: a .network file in "
-        "/etc/systemd/network/)"
-    )
-    return hints
+    return [*hints, STATIC.format(name)]
 
 
-def _warnings(f: Finding, now: datetime) -> list[tuple[str, str]]:
+def _warnings(f: InterfaceFinding) -> list[tuple[str, str]]:
     """(summary, hint) for what is wrong on an interface that does have an address."""
     found = []
     name, lease, probe = f.iface.name, f.lease, f.probe
-    if (
-        f.state == "ok"
-        and not f.clients
-        and lease
-        and lease.expire
-        and lease.expired(now)
-        and _holds(f.iface, lease)
-    ):
-        found.append(
-            (
-                f"{name}'s DHCP lease for {lease.address} expired "
-                f"{dhcp.format_time(lease.expire)} and no DHCP client runs to "
-                "renew it",
-                f"start a DHCP client for {name} (`dhclient {name}` / "
-                f"`networkctl reconfigure {name}`) or make the address static",
-            )
+    if f.orphaned and lease and lease.expire:
+        text = (
+            f"{name}'s DHCP lease for {lease.address} expired "
+            f"{dhcp.format_time(lease.expire)} and no DHCP client runs to renew it"
         )
-    if probe is not None and probe.error:
-        found.append((probe.describe(), _root_hint(name)))
-    elif probe is not None and not probe.offers:
-        found.append((probe.describe(), f"if {name} relies on DHCP: {VBOX}"))
+        hint = (
+            f"start a DHCP client for {name} (`dhclient {name}` / "
+            f"`networkctl reconfigure {name}`) or make the address static"
+        )
+        found.append((text, hint))
+    if probe is not None and (probe.error or not probe.offers):
+        hint = ROOT.format(name) if probe.error else f"if {name} relies on DHCP: {VBOX}"
+        found.append((probe.describe(), hint))
     return found
-
-
-def _root_hint(name: str) -> str:
-    return f"run the probe as root: sudo shipyard-doctor check --probe-dhcp {name}"
-
-
-def _data(f: Finding, now: datetime) -> dict[str, object]:
-    return {
-        "name": f.iface.name,
-        "state": f.state,
-        "ipv4": [str(a) for a in f.iface.ipv4],
-        "clients": [c.process.pid for c in f.clients],
-        "lease": f.lease.to_dict(now) if f.lease else None,
-        "probe": f.probe.to_dict() if f.probe else None,
-    }

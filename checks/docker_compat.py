@@ -13,16 +13,15 @@ from __future__ import annotations
 
 from shipyard_doctor.host.compat import (
     SCHEMA1_ENV,
+    CompatEvidence,
     Schema1Pull,
-    ask_with_api,
+    compat_evidence,
     default_min_api,
-    local_images,
     lowest_min_api,
     parse_version,
-    schema1_pull,
 )
 from shipyard_doctor.host.gateway import Host
-from shipyard_doctor.model import Check, Result
+from shipyard_doctor.model import Check, Result, and_more
 from shipyard_doctor.stacks import Client
 
 RESTART = "(systemctl edit docker.service, then systemctl restart docker)"
@@ -35,36 +34,23 @@ class DockerCompatCheck(Check):
     requires = ("docker-daemon",)
 
     def run(self, host: Host) -> Result:
-        stack = host.stack()
-        version = host.docker().version
-        engine = str(version.get("Version", "?"))
-        newest = str(version.get("ApiVersion", "?"))
-        oldest = str(version.get("MinAPIVersion") or default_min_api(engine))
+        found = compat_evidence(host, host.stack())
+        engine, oldest, newest = found.engine, found.oldest, found.newest
         details = [
             f"daemon: Docker {engine} accepts API {oldest} to {newest} "
             f"(default minimum of Docker {engine}: {default_min_api(engine)})"
         ]
         failures: list[str] = []
-        warnings: list[str] = []
         hints: list[str] = []
         unknown: list[str] = []
-        clients = []
-        for client in stack.clients:
-            answer = ask_with_api(host, client.api)
+        for item in found.clients:
+            client, answer = item.client, item.answer
             said = "200 OK" if answer.accepted else f"HTTP {answer.status}"
             if answer.status is None:
                 said = "no answer"
             details.append(
                 f"{client.name} sends API {client.api}: GET /v{client.api}/version "
                 f"-> {said}" + (f": {answer.message}" if answer.message else "")
-            )
-            clients.append(
-                {
-                    "name": client.name,
-                    "api": client.api,
-                    "status": answer.status,
-                    "message": answer.message,
-                }
             )
             if answer.accepted:
                 continue
@@ -78,73 +64,66 @@ class DockerCompatCheck(Check):
                 f"({which} accepted: {limit})"
             )
             hints.extend(_api_hints(client, engine, oldest, too_new))
-
-        legacy = [s.image for s in stack.services if s.manifest == "schema1"]
-        present = local_images(host) or frozenset()
-        to_pull = [image for image in legacy if image not in present]
-        pull = schema1_pull(engine)
-        if legacy:
-            details.append(
-                f"images with a schema 1 manifest: {', '.join(legacy)}; "
-                f"pulling them on Docker {engine}: {pull.value}"
-                + (
-                    f"; already here: {', '.join(sorted(set(legacy) & present))}"
-                    if set(legacy) & present
-                    else ""
-                )
-            )
-        rebuilt = (
-            "map the stack's images to rebuilt ones: re-push them as manifest schema "
-            f"2 (pull with Docker <= 28.1 and {SCHEMA1_ENV}=1, then docker push to "
-            "your registry) and list them in the coming [deploy] images map"
-        )
-        if to_pull and pull is Schema1Pull.REMOVED:
-            failures.append(
-                f"Docker {engine} cannot pull Shipyard {stack.name}'s images: pulling "
-                "schema 1 images was removed in Docker 28.2"
-            )
-            hints.append(rebuilt)
-        elif to_pull and pull is Schema1Pull.DISABLED:
-            warnings.append(
-                f"Docker {engine} will not pull Shipyard {stack.name}'s schema 1 "
-                f"images unless dockerd runs with {SCHEMA1_ENV}=1"
-            )
-            hints.append(f"set {SCHEMA1_ENV}=1 in dockerd's environment {RESTART}")
-            hints.append("or " + rebuilt)
-
-        data = {
-            "stack": stack.name,
-            "engine": engine,
-            "api": {"min": oldest, "max": newest},
-            "clients": clients,
-            "schema1_images": legacy,
-            "schema1_pull": pull.value,
-            "to_pull": to_pull,
-        }
+        warnings = _schema1(found, details, failures, hints)
         if failures:
-            more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
-            return Result.failure(
-                failures[0] + more, details=details, hints=hints, data=data
-            )
+            summary = and_more(failures[0], len(failures) - 1)
+            return Result.failure(summary, details=details, hints=hints, evidence=found)
         if unknown:
-            return Result.error(unknown[0], details=details, data=data)
+            return Result.error(unknown[0], details=details, evidence=found)
         if warnings:
-            return Result.warning(warnings[0], details=details, hints=hints, data=data)
-        if not stack.clients and not legacy:
+            return Result.warning(
+                warnings[0], details=details, hints=hints, evidence=found
+            )
+        if not found.clients and not found.legacy:
             return Result.skipped(
-                f"Shipyard {stack.name} records no client API version or schema 1 "
+                f"Shipyard {found.stack} records no client API version or schema 1 "
                 "image to check",
                 details=details,
-                data=data,
+                evidence=found,
             )
-        speaks = ", ".join(f"{c.name}: API {c.api}" for c in stack.clients)
-        return Result.ok(
-            f"Docker {engine} accepts Shipyard {stack.name}'s clients"
-            + (f" ({speaks})" if speaks else "")
-            + (" and still pulls schema 1 images" if legacy else ""),
-            details=details,
-            data=data,
+        speaks = ", ".join(
+            f"{c.client.name}: API {c.client.api}" for c in found.clients
         )
+        return Result.ok(
+            f"Docker {engine} accepts Shipyard {found.stack}'s clients"
+            + (f" ({speaks})" if speaks else "")
+            + (" and still pulls schema 1 images" if found.legacy else ""),
+            details=details,
+            evidence=found,
+        )
+
+
+def _schema1(
+    found: CompatEvidence, details: list[str], failures: list[str], hints: list[str]
+) -> list[str]:
+    """What pulling the stack's schema 1 images means here; returns the warnings."""
+    engine, legacy, pull = found.engine, found.legacy, found.pull
+    here = sorted(set(legacy) & found.present)
+    if legacy:
+        details.append(
+            f"images with a schema 1 manifest: {', '.join(legacy)}; "
+            f"pulling them on Docker {engine}: {pull.value}"
+            + (f"; already here: {', '.join(here)}" if here else "")
+        )
+    rebuilt = (
+        "map the stack's images to rebuilt ones: re-push them as manifest schema "
+        f"2 (pull with Docker <= 28.1 and {SCHEMA1_ENV}=1, then docker push to "
+        "your registry) and list them in the coming [deploy] images map"
+    )
+    if found.to_pull and pull is Schema1Pull.REMOVED:
+        failures.append(
+            f"Docker {engine} cannot pull Shipyard {found.stack}'s images: pulling "
+            "schema 1 images was removed in Docker 28.2"
+        )
+        hints.append(rebuilt)
+    elif found.to_pull and pull is Schema1Pull.DISABLED:
+        hints.append(f"set {SCHEMA1_ENV}=1 in dockerd's environment {RESTART}")
+        hints.append("or " + rebuilt)
+        return [
+            f"Docker {engine} will not pull Shipyard {found.stack}'s schema 1 "
+            f"images unless dockerd runs with {SCHEMA1_ENV}=1"
+        ]
+    return []
 
 
 def _api_hints(client: Client, engine: str, oldest: str, too_new: bool) -> list[str]:

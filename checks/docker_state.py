@@ -11,33 +11,19 @@ script's `-p :8000`). Each finding is one line with the real pids, paths and por
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
-
-from shipyard_doctor.host.dockerstate import (
-    client_endpoints,
-    count_containers,
-    daemon_info,
-    running_daemons,
-    same_endpoint,
-    stack_state,
-    system_data_root,
-    ui_ports,
-)
+from shipyard_doctor.host import dockerstate, dockerviews
+from shipyard_doctor.host.dockerviews import ClientView, StateProblem
+from shipyard_doctor.host.facts import Unavailable
 from shipyard_doctor.host.gateway import Container, Host
-from shipyard_doctor.model import Check, Result, Status
+from shipyard_doctor.model import Check, Findings, Problem, Result, Status
+
+Found = Findings[StateProblem]
+WARNINGS = (StateProblem.DAEMONS, StateProblem.CLIENT_ELSEWHERE, StateProblem.DATA_ROOT)
 
 
-@dataclass
-class Findings:
-    problems: list[tuple[Status, str]] = field(default_factory=list)
-    details: list[str] = field(default_factory=list)
-    hints: list[str] = field(default_factory=list)
-
-    def add(self, status: Status, line: str, *hints: str) -> None:
-        self.problems.append((status, line))
-        self.details.append(line)
-        self.hints.extend(hints)
+def _add(found: Found, kind: StateProblem, line: str, *hints: str) -> None:
+    status = Status.WARNING if kind in WARNINGS else Status.FAILURE
+    found.add(Problem(kind, line, status), *hints, detail=True)
 
 
 class DockerStateCheck(Check):
@@ -47,193 +33,127 @@ class DockerStateCheck(Check):
     requires = ("docker-daemon",)
 
     def run(self, host: Host) -> Result:
-        found = Findings()
+        found = Found()
         url = host.docker().endpoint.url
         _daemons(host, found)
         clients = _clients(host, url, found)
         _data_roots(host, url, found)
         containers = host.containers()
-        if containers is None:
+        if isinstance(containers, Unavailable):
             deployed = "containers not inspected: the Docker API failed"
-            found.details.append(deployed)
+            found.details.append(f"{deployed} ({containers.reason})")
         else:
             deployed = _stack(host, containers, found)
-        data = {
-            "endpoint": url,
-            "daemons": [vars(d) for d in running_daemons(host)],
-            "clients": clients,
-            "stack": _stack_data(host, containers),
-            "problems": [{"status": s.value, "line": t} for s, t in found.problems],
-        }
-        if not found.problems:
-            return Result.ok(
-                f"one Docker daemon ({url}), no client pointed elsewhere, {deployed}",
-                details=found.details,
-                data=data,
-            )
-        worst = (
-            Status.FAILURE
-            if any(s is Status.FAILURE for s, _ in found.problems)
-            else Status.WARNING
+        daemons, problems = dockerstate.running_daemons(host), tuple(found.problems)
+        evidence = dockerviews.DockerStateEvidence(
+            url, daemons, clients, host.stack(), containers, problems
         )
-        lines = [t for s, t in found.problems if s is worst]
-        more = len(found.problems) - 1
-        summary = lines[0] + (f" (and {more} more)" if more else "")
-        make = Result.failure if worst is Status.FAILURE else Result.warning
-        return make(summary, details=found.details, hints=found.hints, data=data)
+        if found.problems:
+            return found.result(evidence)
+        summary = f"one Docker daemon ({url}), no client pointed elsewhere, {deployed}"
+        return Result.ok(summary, details=found.details, evidence=evidence)
 
 
-def _daemons(host: Host, found: Findings) -> None:
-    daemons = running_daemons(host)
+def _daemons(host: Host, found: Found) -> None:
+    daemons = dockerstate.running_daemons(host)
+    found.details += dockerviews.describe_daemons(daemons)
     here = [d for d in daemons if d.same_netns is not False]
-    for d in daemons:
-        if d.same_netns is False:
-            found.details.append(
-                f"{d.describe()} (another network namespace: a container or rootless"
-                " Docker, not counted)"
-            )
     if len(here) > 1:
-        found.add(
-            Status.WARNING,
+        _add(
+            found,
+            StateProblem.DAEMONS,
             f"{len(here)} dockerd processes are running: "
             + "; ".join(d.describe() for d in here),
             "run one dockerd per host: stop the one you did not mean to start "
             "(systemctl stop docker, or kill PID of the extra one); two daemons fight"
             " over docker0, the iptables chains and the socket",
         )
-    elif here:
-        found.details.append(here[0].describe())
 
 
-def _clients(host: Host, url: str, found: Findings) -> list[dict[str, object]]:
+def _clients(host: Host, url: str, found: Found) -> tuple[ClientView, ...]:
     """Where the docker CLI points; the ones at another daemon are findings."""
-    mine = (daemon_info(host) or {}).get("ID")
-    seen: list[dict[str, object]] = []
-    for client in client_endpoints(host.environ):
-        kind = "DOCKER_HOST" if client.source == "DOCKER_HOST" else "context"
-        seen.append({"kind": kind, "source": client.source, "url": client.url})
-        if same_endpoint(client.url, url):
-            found.details.append(f"{client.source}: {client.url}, the daemon checked")
-            seen[-1]["elsewhere"] = False
-            continue
-        other = (daemon_info(host, client.url) or {}).get("ID")
-        seen[-1]["elsewhere"] = not (mine and other == mine)
-        if mine and other == mine:
-            found.details.append(
-                f"{client.source}: {client.url}, the same daemon (ID {mine})"
-            )
-            continue
-        state = "another daemon" if other else "an endpoint that does not answer"
-        found.add(
-            Status.WARNING,
-            f"{client.source} points the docker CLI at {client.url}, {state}, not at"
-            f" {url} (checked here)",
-            f"docker and the deploy talk to {client.url}: unset DOCKER_HOST / run "
-            f"'docker context use default', or check that one: shipyard-doctor check"
-            f" --docker-host {client.url}",
-        )
-    return seen
-
-
-def _data_roots(host: Host, url: str, found: Findings) -> None:
-    info = daemon_info(host) or {}
-    root = str(info.get("DockerRootDir", ""))
-    if not root:
-        return
-    found.details.append(
-        f"{url}: data-root {root}, {info.get('Containers', '?')} containers"
+    views = dockerviews.client_views(host, url)
+    found.details += dockerviews.describe_clients(
+        views, (dockerstate.daemon_info(host) or {}).get("ID")
     )
-    others = {
-        d.data_root: f"dockerd pid {d.pid}"
-        for d in running_daemons(host)
-        if d.same_netns is not False
-    }
-    others.setdefault(system_data_root(host), "the system default")
-    for path, owner in sorted(others.items()):
-        if os.path.realpath(path) == os.path.realpath(root):
-            continue
-        count = count_containers(path)
-        if count is None:
-            found.details.append(f"{path} ({owner}): cannot read (run as root)")
-        elif count and info.get("Containers") == 0:
-            found.add(
-                Status.WARNING,
-                f"data-root {root} of {url} holds no containers while {path} "
-                f"({owner}) holds {count}",
-                f"Docker only sees the containers of its own data-root: set "
-                f'"data-root": "{path}" in the daemon.json dockerd reads (or '
-                f"--data-root) and restart it, or point the doctor and the CLI at the"
-                f" daemon using {path}",
-            )
-        else:
-            found.details.append(f"{path} ({owner}): {count} containers")
+    for view in (v for v in views if v.elsewhere):
+        there = view.endpoint.url
+        state = "another daemon" if view.answers else "an endpoint that does not answer"
+        _add(
+            found,
+            StateProblem.CLIENT_ELSEWHERE,
+            f"{view.endpoint.source} points the docker CLI at {there}, {state}, not at "
+            f"{url} (checked here)",
+            f"docker and the deploy talk to {there}: unset DOCKER_HOST / run "
+            f"'docker context use default', or check that one: shipyard-doctor "
+            f"check --docker-host {there}",
+        )
+    return views
 
 
-def _stack_data(
-    host: Host, containers: tuple[Container, ...] | None
-) -> dict[str, object]:
-    """The stack's containers that exist, for the fix that removes leftovers."""
-    stack = host.stack()
-    names = stack.container_names
-    states = stack_state(stack, containers or ())
-    return {
-        "name": stack.name,
-        "half_deployed": any(s.state != "missing" for s in states)
-        and any(s.state != "running" for s in states),
-        "containers": [
-            {"name": c.name, "image": c.image, "state": c.state, "id": c.id[:12]}
-            for c in containers or ()
-            if c.name in names
-        ],
-    }
+def _data_roots(host: Host, url: str, found: Found) -> None:
+    roots = dockerviews.data_roots(host)
+    if roots is None:
+        return
+    found.details += roots.describe(url)
+    for other in roots.stranded:
+        _add(
+            found,
+            StateProblem.DATA_ROOT,
+            f"data-root {roots.root} of {url} holds no containers while {other.path} "
+            f"({other.owner}) holds {other.containers}",
+            f"Docker only sees the containers of its own data-root: set "
+            f'"data-root": "{other.path}" in the daemon.json dockerd reads (or '
+            f"--data-root) and restart it, or point the doctor and the CLI at the"
+            f" daemon using {other.path}",
+        )
 
 
-def _stack(host: Host, containers: tuple[Container, ...], found: Findings) -> str:
+def _stack(host: Host, containers: tuple[Container, ...], found: Found) -> str:
     """Half-deployed stack and UI port findings; returns how the stack stands."""
     stack = host.stack()
-    states = stack_state(stack, containers)
+    states = dockerstate.stack_state(stack, containers)
     present = [s for s in states if s.state != "missing"]
     name = f"Shipyard {stack.name}"
+    stopped = [s for s in present if s.state != "running"]
+    stopped_names = [s.container for s in stopped]
+    missing = [s.container for s in states if s.state == "missing"]
     if not present:
         found.details.append(f"stack: {name} is not deployed")
         return f"{name} is not deployed"
-    stopped = [s.container for s in present if s.state != "running"]
-    missing = [s.container for s in states if s.state == "missing"]
     if stopped or missing:
         running = [s.container for s in present if s.state == "running"]
         parts = [f"{', '.join(running)} running"] if running else []
-        parts += [f"{s.container} {s.state}" for s in present if s.state != "running"]
+        parts += [f"{s.container} {s.state}" for s in stopped]
         parts += [f"{', '.join(missing)} missing"] if missing else []
-        found.add(
-            Status.FAILURE,
+        _add(
+            found,
+            StateProblem.HALF_DEPLOYED,
             f"{name} is half-deployed: " + "; ".join(parts),
-            *[f"see why {c} stopped: docker logs {c}" for c in stopped],
+            *[f"see why {c} stopped: docker logs {c}" for c in stopped_names],
             "remove the leftovers and deploy again: docker rm -f "
             + " ".join(s.container for s in present),
         )
         return f"{name} is half-deployed"
-    ui = ui_ports(stack, containers, host.config.stack.ports)
+    ui = dockerstate.ui_ports(stack, containers, host.config.stack.ports)
     if ui is None or ui.fixed in {port for _, port in ui.published}:
         found.details.append(f"stack: {name} is deployed, all containers running")
         return f"{name} is deployed"
-    want, published = ui.fixed, ui.published
-    cport = f"{stack.ui_container_port}/tcp"
-    if not published:
-        found.add(
-            Status.FAILURE,
-            f"{ui.container} does not publish {cport}: the UI cannot be reached",
-            f"recreate it: docker rm -f {ui.container}, then deploy again "
-            f"(-p {want}:{stack.ui_container_port})",
-        )
+    want, cport = ui.fixed, stack.ui_container_port
+    if not ui.published:
+        line = f"{ui.container} does not publish {cport}/tcp: the UI cannot be reached"
+        fix = f"recreate it: docker rm -f {ui.container}, then deploy again "
+        _add(found, StateProblem.UI_UNPUBLISHED, line, f"{fix}(-p {want}:{cport})")
         return f"{name} is deployed"
-    ip, port = sorted(published)[0]
+    ip, port = sorted(ui.published)[0]
     where = ip if ip not in ("", "0.0.0.0", "::") else "HOST"
-    found.add(
-        Status.FAILURE,
-        f"{ui.container} publishes {cport} on host port {port}, not {want}: the UI is"
-        f" at http://{where}:{port}",
+    _add(
+        found,
+        StateProblem.UI_PORT,
+        f"{ui.container} publishes {cport}/tcp on host port {port}, not {want}: the UI"
+        f" is at http://{where}:{port}",
         f"recreate it on its fixed port: docker rm -f {ui.container}, then deploy "
-        f"again with -p {want}:{stack.ui_container_port} (the July-2014 deploy script's"
-        " '-p :8000' lets Docker pick a random host port)",
+        f"again with -p {want}:{cport} (the July-2014 deploy script's '-p :8000' lets"
+        " Docker pick a random host port)",
     )
     return f"{name} is deployed"

@@ -11,19 +11,13 @@ writable route instead: [agent] lib_dir (with LD_LIBRARY_PATH) and ld.so.conf.d.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from pathlib import Path
 
 from shipyard_doctor.host.gateway import Host, os_release
-from shipyard_doctor.host.mounts import (
-    Mount,
-    mount_for,
-    nearest_existing,
-    read_mountinfo,
-)
+from shipyard_doctor.host.mounts import LibPlaces, coreos_layout, mountinfo, place
 from shipyard_doctor.model import Check, Result
 
 LIB_DIRS = ("/lib64", "/usr/lib64", "/lib", "/usr/lib", "/usr/local/lib")
-COREOS_IDS = {"coreos", "flatcar", "fedora-coreos"}
 
 
 class LibReadonlyCheck(Check):
@@ -32,31 +26,26 @@ class LibReadonlyCheck(Check):
     category = "agent"
 
     def run(self, host: Host) -> Result:
-        mounts = host.memo("mounts.mountinfo", read_mountinfo)
+        mounts = mountinfo(host)
         wanted = dict.fromkeys((*LIB_DIRS, *host.config.host.lib_dirs))
-        dirs = [_place(d, mounts) for d in wanted if os.path.isdir(d)]
+        dirs = [place(d, mounts) for d in wanted if os.path.isdir(d)]
         if not dirs:
             return Result.skipped("none of the library dirs exists: nothing to check")
-        lib_dir = _place(host.config.agent.lib_dir, mounts)
-        conf_dir = _place(host.config.host.ld_so_conf_dir, mounts)
+        lib_dir = place(host.config.agent.lib_dir, mounts)
+        conf_dir = place(host.config.host.ld_so_conf_dir, mounts)
         details = [f"library dir {p.text}" for p in dirs]
         details += [
             f"[agent] lib_dir {lib_dir.text}",
             f"[host] ld_so_conf_dir {conf_dir.text}",
         ]
         readonly = [p for p in dirs if p.read_only]
-        coreos = _coreos(mounts)
-        data = {
-            "lib_dirs": [p.to_dict() for p in dirs],
-            "lib_dir": lib_dir.to_dict(),
-            "ld_so_conf_dir": conf_dir.to_dict(),
-            "coreos": coreos,
-        }
+        coreos = coreos_layout(mounts, os_release(Path(host.config.host.os_release)))
+        found = LibPlaces(tuple(dirs), lib_dir, conf_dir, coreos)
         if not readonly:
             return Result.ok(
                 f"the library dirs are writable ({', '.join(p.path for p in dirs)})",
                 details=details,
-                data=data,
+                evidence=found,
             )
         if coreos:
             details.append(f"CoreOS/Flatcar layout: {coreos}")
@@ -85,7 +74,7 @@ class LibReadonlyCheck(Check):
                     "which brings its own libraries",
                     *hints[1:],
                 ],
-                data=data,
+                evidence=found,
             )
         if usr is not None and coreos:
             summary = (
@@ -94,75 +83,4 @@ class LibReadonlyCheck(Check):
             )
         else:
             summary = f"{names} read-only; the agent-libs fix uses {route} instead"
-        return Result.warning(summary, details=details, hints=hints, data=data)
-
-
-@dataclass(frozen=True)
-class Place:
-    """A dir (or where ``mkdir -p`` would write it), its mount, can it be written."""
-
-    path: str
-    real: str  # the nearest existing dir, symlinks resolved
-    mount: Mount | None
-    read_only: bool
-    writable: bool
-    text: str  # one line of evidence for the user
-
-    def to_dict(self) -> dict[str, object]:
-        m = self.mount
-        return {
-            "path": self.path,
-            "real": self.real,
-            "mount": m.mount_point if m else None,
-            "fs_type": m.fs_type if m else None,
-            "source": m.source if m else None,
-            "read_only": self.read_only,
-            "writable": self.writable,
-        }
-
-
-def _place(path: str, mounts: tuple[Mount, ...]) -> Place:
-    existing = nearest_existing(path)
-    real = os.path.realpath(existing)
-    mount = mount_for(real, mounts)
-    read_only = bool(mount and mount.read_only) or _erofs(real)
-    writable = not read_only and os.access(real, os.W_OK)
-    shown = path
-    if existing != os.path.abspath(path):
-        shown += f" (missing; nearest existing parent {existing})"
-    if real != existing:
-        shown += f" → {real}"
-    if read_only:
-        state = "read-only"
-    elif writable:
-        state = "writable"
-    else:
-        state = "not writable by this user (on a read-write mount: root can)"
-    on = f" on {mount.describe()}" if mount else ""
-    return Place(path, real, mount, read_only, writable, f"{shown}: {state}{on}")
-
-
-def _erofs(path: str) -> bool:
-    """The kernel's own answer (statvfs ST_RDONLY), for a mount mountinfo missed."""
-    try:
-        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
-    except OSError:
-        return False
-
-
-def _coreos(mounts: tuple[Mount, ...]) -> str:
-    """Why this looks like CoreOS/Flatcar ('' if it does not): a read-only /usr with
-    /lib64 pointing into it, or an os-release that says so."""
-    usr = mount_for(os.path.realpath("/usr"), mounts)
-    if usr is None or not usr.read_only:
-        return ""
-    release = os_release()
-    ids = {
-        release.get("ID", ""),
-        f"{release.get('ID', '')}-{release.get('VARIANT_ID')}",
-    }
-    if ids & COREOS_IDS:
-        return f"read-only {usr.describe()}, os-release ID={release.get('ID')}"
-    if os.path.realpath("/lib64").startswith("/usr/"):
-        return f"read-only {usr.describe()}, /lib64 → {os.path.realpath('/lib64')}"
-    return ""
+        return Result.warning(summary, details=details, hints=hints, evidence=found)

@@ -12,12 +12,10 @@ same things. Each problem names the rule, sysctl or route it is based on.
 
 from __future__ import annotations
 
-import ipaddress
-from dataclasses import dataclass, field
-
-from shipyard_doctor.host import iptables, netinfo
+from shipyard_doctor.host import iptables
 from shipyard_doctor.host.gateway import Host
-from shipyard_doctor.model import Check, Result
+from shipyard_doctor.host.natrules import NatEvidence, NatProblem, NatState, nat_state
+from shipyard_doctor.model import Check, Findings, Problem, Result, and_more
 
 RESTART = (
     "restart Docker to recreate its chains and rules: first make running containers "
@@ -32,18 +30,11 @@ POLICY = (
 NEXT_PUBLISH = (
     "Docker's next publish fails with 'iptables: No chain/target/match by that name'"
 )
-
-
-@dataclass
-class Findings:
-    problems: list[str] = field(default_factory=list)  # summaries, worst first
-    details: list[str] = field(default_factory=list)
-    hints: list[str] = field(default_factory=list)
-    overlaps: list[str] = field(default_factory=list)  # no restart repairs these
-
-    def hint(self, text: str) -> None:
-        if text not in self.hints:
-            self.hints.append(text)
+FORWARD_ON = (
+    "turn it on: sysctl -w net.ipv4.ip_forward=1, and keep it with "
+    "net.ipv4.ip_forward = 1 in /etc/sysctl.d/99-docker.conf"
+)
+Kind = NatProblem
 
 
 class NatDockerCheck(Check):
@@ -84,201 +75,84 @@ class NatDockerCheck(Check):
                 "could not read the iptables rules",
                 details=[*details, saved.command.describe()],
             )
-        rules = saved.ruleset
-        details.append(_backend(rules))
-        details.extend(f"iptables-save: {note}" for note in rules.notes)
-        found = Findings(details=details)
-        published = _check_nat(host, rules, found)
-        _check_forwarding(host, rules, daemon, found)
-        bridges = iptables.docker_bridges(host)
-        if bridges is None:
-            found.details.append("bridges not inspected: the Docker API did not answer")
-        bridges = bridges or ()
-        _check_masquerade(rules, bridges, found)
-        _check_overlap(host, bridges, found)
-        data = {
-            "backend": rules.backend,
-            "published": published,
-            "bridges": [
-                {"name": b.interface, "subnets": [str(s) for s in b.subnets]}
-                for b in bridges
-            ],
-            "problems": found.problems,
-            "ip_forward": iptables.ip_forward(),
-            "overlaps": found.overlaps,
-        }
+        state = nat_state(host, saved.ruleset)
+        found = _verdict(state, daemon.ip_forward)
+        found.details[:0] = [*details, *state.describe()]
+        evidence = NatEvidence(state, tuple(found.problems))
         if found.problems:
             more = len(found.problems) - 1
-            summary = found.problems[0] + (
-                f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-            )
             return Result.failure(
-                summary, details=found.details, hints=found.hints, data=data
+                and_more(found.problems[0].text, more, "problem"),
+                details=found.details,
+                hints=found.hints,
+                evidence=evidence,
             )
-        mapped = f"{len(published)} published port{'s' if len(published) != 1 else ''}"
+        mapped = len(state.published)
         return Result.ok(
-            f"Docker's NAT rules are in place ({mapped} mapped)",
+            f"Docker's NAT rules are in place ({mapped} published "
+            f"port{'s' if mapped != 1 else ''} mapped)",
             details=found.details,
-            data=data,
+            evidence=evidence,
         )
 
 
-def _backend(rules: iptables.Ruleset) -> str:
-    if rules.backend == "nf_tables":
-        return (
-            f"rules read with iptables-save {rules.version} (nf_tables): this host "
-            "uses the nftables backend; iptables-save shows the rules Docker made "
-            "through iptables-nft"
-        )
-    return f"rules read with iptables-save {rules.version} ({rules.backend or '?'})"
-
-
-def _check_nat(
-    host: Host, rules: iptables.Ruleset, found: Findings
-) -> list[dict[str, object]]:
-    nat = rules.table("nat")
-    dnats = iptables.docker_dnats(nat)
-    data: list[dict[str, object]] = []
-    missing: list[iptables.ContainerMapping] = []
-    for item in iptables.container_mappings(host):
-        match = next((d for d in dnats if item.matches(d)), None)
-        label = (
-            f"{item.host_port}/{item.protocol} -> {item.container} "
-            f"{'/'.join(item.addresses) or '(no address)'}:{item.container_port}"
-        )
-        if match:
-            found.details.append(f"{label}: {match.rule.line}")
-        else:
-            missing.append(item)
-            found.details.append(f"{label}: no DNAT rule in the nat DOCKER chain")
-        data.append(
-            {
-                **item.__dict__,
-                "addresses": list(item.addresses),
-                "dnat": match is not None,
-            }
-        )
+def _verdict(state: NatState, daemon_forwards: bool) -> Findings[NatProblem]:
+    found = Findings[NatProblem]()
+    missing = [p.mapping for p in state.published if p.dnat is None]
     if missing:
         ports = sorted({m.host_port for m in missing})
-        plural = len(ports) > 1
-        found.problems.append(
-            f"published port{'s' if plural else ''} {', '.join(map(str, ports))} "
-            f"unreachable: nat DOCKER chain has no DNAT rule for "
-            f"{'them' if plural else 'it'} (iptables was flushed?)"
+        s, them = ("s", "them") if len(ports) > 1 else ("", "it")
+        found.add(
+            Problem(
+                Kind.NO_DNAT,
+                f"published port{s} {', '.join(map(str, ports))} unreachable: nat "
+                f"DOCKER chain has no DNAT rule for {them} (iptables was flushed?)",
+            )
         )
-        if nat.has_chain("DOCKER"):
+        if state.docker_chain:
             found.details.append(
                 "the DOCKER chain itself is still there; once it is deleted too "
                 f"(iptables -t nat -X, a firewall restart) {NEXT_PUBLISH}"
             )
-    if not nat.has_chain("DOCKER"):
-        found.details.append("nat table: no DOCKER chain")
+    if not state.docker_chain:
         found.details.append(f"when Docker next publishes a port: {NEXT_PUBLISH}")
-        found.problems.append(
+        text = (
             f"the nat DOCKER chain is missing (iptables was flushed?): {NEXT_PUBLISH}"
         )
-    else:
-        for chain, where in (("PREROUTING", "other hosts"), ("OUTPUT", "this host")):
-            jumps = nat.jumps(chain, ["DOCKER"])
-            if jumps:
-                found.details.append(f"nat {chain} -> DOCKER: {jumps[0].line}")
-            else:
-                found.details.append(f"nat {chain}: no jump to DOCKER")
-                found.problems.append(
-                    f"nat {chain} does not jump to the DOCKER chain: published ports "
-                    f"are unreachable from {where}"
-                )
+        found.add(Problem(Kind.NO_DOCKER_CHAIN, text))
+    for chain, where, jump in state.jumps if state.docker_chain else ():
+        if jump is None:
+            text = (
+                f"nat {chain} does not jump to the DOCKER chain: published ports are "
+                f"unreachable from {where}"
+            )
+            found.add(Problem(Kind.NO_JUMP, text))
     if found.problems:
-        found.hint(RESTART)
-        if missing:
-            names = " ".join(sorted({m.container for m in missing}))
-            found.hint(f"or restart only those containers: docker restart {names}")
-        found.hint(POLICY)
-    return data
-
-
-def _check_forwarding(
-    host: Host,
-    rules: iptables.Ruleset,
-    daemon: iptables.DaemonFirewall,
-    found: Findings,
-) -> None:
-    forwarding = iptables.ip_forward()
-    found.details.append(
-        "net.ipv4.ip_forward = "
-        + {True: "1", False: "0", None: "unknown (unreadable)"}[forwarding]
-    )
-    if forwarding is False:
-        why = "" if daemon.ip_forward else " (dockerd runs with ip-forward disabled)"
-        found.problems.append(
-            "IPv4 forwarding is off (net.ipv4.ip_forward = 0): published ports do "
-            f"not forward and containers cannot reach the network{why}"
+        names = " ".join(sorted({m.container for m in missing}))
+        restart_only = f"or restart only those containers: docker restart {names}"
+        for text in (RESTART, *([restart_only] if missing else []), POLICY):
+            found.hint(text)
+    if state.ip_forward is False:
+        why = "" if daemon_forwards else " (dockerd runs with ip-forward disabled)"
+        text = (
+            "IPv4 forwarding is off (net.ipv4.ip_forward = 0): published ports do not "
+            f"forward and containers cannot reach the network{why}"
         )
-        found.hint(
-            "turn it on: sysctl -w net.ipv4.ip_forward=1, and keep it with "
-            "net.ipv4.ip_forward = 1 in /etc/sysctl.d/99-docker.conf"
-        )
-    blocker = iptables.forward_blocker(rules.table("filter"))
-    policy = rules.table("filter").policies.get("FORWARD", "?")
-    if blocker:
-        found.details.append(f"filter FORWARD (policy {policy}): {blocker}")
-        found.problems.append(f"the FORWARD chain drops container traffic: {blocker}")
-        found.hint(RESTART)
-        found.hint(POLICY)
-    else:
-        jumps = rules.table("filter").jumps("FORWARD", iptables.FORWARD_JUMPS)
-        reached = ", ".join(sorted({r.target or "" for r in jumps})) or "none"
-        found.details.append(
-            f"filter FORWARD (policy {policy}): Docker's chains reached: {reached}"
-        )
-
-
-def _check_masquerade(
-    rules: iptables.Ruleset, bridges: tuple[iptables.Bridge, ...], found: Findings
-) -> None:
-    nat = rules.table("nat")
-    for bridge in bridges:
-        if bridge.internal or not bridge.masquerade:
-            continue
-        for subnet in bridge.subnets:
-            rule = iptables.masquerade_rule(nat, subnet)
-            if rule:
-                found.details.append(f"{bridge.interface} {subnet}: {rule.line}")
-                continue
-            found.details.append(f"{bridge.interface} {subnet}: no MASQUERADE rule")
-            found.problems.append(
-                f"containers on {bridge.interface} ({subnet}) cannot reach other "
+        found.add(Problem(Kind.FORWARDING_OFF, text), FORWARD_ON)
+    if state.forward_blocker:
+        text = f"the FORWARD chain drops container traffic: {state.forward_blocker}"
+        found.add(Problem(Kind.FORWARD_DROPS, text), RESTART, POLICY)
+    for m in state.masquerades:
+        if m.rule is None:
+            text = (
+                f"containers on {m.bridge.interface} ({m.subnet}) cannot reach other "
                 "networks: nat POSTROUTING has no MASQUERADE rule for the subnet"
             )
-            found.hint(RESTART)
-            found.hint(POLICY)
-
-
-def _check_overlap(
-    host: Host, bridges: tuple[iptables.Bridge, ...], found: Findings
-) -> None:
-    """A bridge subnet that overlaps another network of the host hides that network
-    from containers, and can hide it from the host (domain.md section 6)."""
-    names = {b.interface for b in bridges}
-    used: list[ipaddress.IPv4Network] = []
-    for bridge in bridges:
-        for subnet in bridge.subnets:
-            used.append(subnet)
-            clashes = netinfo.clashes(host, subnet, names)
-            if not clashes:
-                continue
-            found.details.append(
-                f"{bridge.interface} {subnet} overlaps: " + "; ".join(clashes)
-            )
-            found.problems.append(
-                f"Docker bridge {bridge.interface} ({subnet}) overlaps {clashes[0]}: "
-                "services in that network are unreachable from containers"
-            )
-            found.overlaps.append(found.problems[-1])
-            free = netinfo.free_subnet(host, used)
-            found.hint(
-                "move Docker's bridge off that network: in daemon.json set "
-                f'"bip": "{free[1]}/{free.prefixlen}" (a range nothing here uses) and '
-                "restart Docker, or renumber the other network (coreos-vagrant: the "
-                "172.17.8.x private network in its Vagrantfile)"
-            )
+            found.add(Problem(Kind.NO_MASQUERADE, text), RESTART, POLICY)
+    for o in state.overlaps:
+        text = (
+            f"Docker bridge {o.bridge.interface} ({o.subnet}) overlaps {o.clashes[0]}: "
+            "services in that network are unreachable from containers"
+        )
+        found.add(Problem(Kind.OVERLAP, text), o.move_bridge)
+    return found

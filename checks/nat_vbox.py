@@ -44,7 +44,7 @@ class NatVboxCheck(Check):
                 "network): no port forwarding needed",
                 details=details,
             )
-        slot = nat.address.network.network_address.packed[2] - 1
+        guest = vbox.GuestEvidence(nat, wanted)
         ports = ", ".join(str(p.port) for p in wanted)
         return Result.warning(
             f"VirtualBox NAT guest ({nat.address.ip} on {nat.interface}): Shipyard's "
@@ -53,45 +53,27 @@ class NatVboxCheck(Check):
             details=[*details, *(_line(p) for p in wanted)],
             hints=[
                 "nothing can be changed from inside the guest: run these on the host",
-                *_forward_hints('"VM"', slot, wanted),
+                *_forward_hints('"VM"', guest.adapter, wanted),
             ],
-            data={
-                "role": "guest",
-                "interface": nat.interface,
-                "address": str(nat.address),
-                "adapter": slot,
-                "ports": [p.port for p in wanted],
-                "natpf": [natpf_rule(p) for p in wanted],
-            },
+            evidence=guest,
         )
-
-
-def _host_port(port: int) -> int:
-    # VirtualBox runs as the user, who may not bind ports below 1024 on the host.
-    return port + 8000 if port < 1024 else port
-
-
-def natpf_rule(want: HostPort) -> str:
-    """The forwarding rule as `VBoxManage controlvm VM natpfN` takes it (the fix
-    reads it from ``data``): name,proto,host-ip,host-port,guest-ip,guest-port."""
-    return f"shipyard-{want.port},tcp,127.0.0.1,{_host_port(want.port)},,{want.port}"
 
 
 def _line(want: HostPort) -> str:
     return (
         f"{want.port}/tcp ({want.service}): forward host port "
-        f"{_host_port(want.port)} to guest port {want.port}"
+        f"{vbox.forward_port(want.port)} to guest port {want.port}"
     )
 
 
 def _forward_hints(vm: str, slot: int, ports: tuple[HostPort, ...]) -> list[str]:
     lines = " ".join(
         f'config.vm.network "forwarded_port", guest: {p.port}, '
-        f"host: {_host_port(p.port)};"
+        f"host: {vbox.forward_port(p.port)};"
         for p in ports
     )
     commands = "; ".join(
-        f'VBoxManage controlvm {vm} natpf{slot} "{natpf_rule(p)}"' for p in ports
+        f'VBoxManage controlvm {vm} natpf{slot} "{vbox.natpf_rule(p)}"' for p in ports
     )
     return [
         f"Vagrant: add to the Vagrantfile {lines.rstrip(';')} then run vagrant reload",
@@ -110,11 +92,12 @@ def _host_side(host: Host, binary: str, wanted: tuple[HostPort, ...]) -> Result:
             "no VirtualBox VM is running (for this user): nothing to check",
             details=details,
         )
+    evidence = vbox.host_evidence(found, wanted)
     cut: list[str] = []
     unforwarded: list[str] = []
     hints: list[str] = []
-    vm_data = []
-    for vm in found.vms:
+    for item in evidence.vms:
+        vm = item.vm
         for nic in vm.nat_nics:
             rules = ", ".join(
                 f"{f.name} {f.host_ip or '*'}:{f.host_port}->{f.guest_port}"
@@ -125,49 +108,39 @@ def _host_side(host: Host, binary: str, wanted: tuple[HostPort, ...]) -> Result:
                 f'"{vm.name}" adapter {nic.slot} (nat, cable {cable}): '
                 f"{rules or 'no port forwarding rules'}"
             )
-        for nic in vbox.unplugged(vm):
+        for nic in item.unplugged:
             cut.append(f'"{vm.name}" adapter {nic.slot}')
             hints.append(
                 f'plug the cable in: VBoxManage controlvm "{vm.name}" '
                 f"setlinkstate{nic.slot} on"
             )
-        missing = vbox.missing_forwards(vm, wanted)
-        if missing:
-            unforwarded.append(
-                f'"{vm.name}" ({", ".join(str(p.port) for p in missing)})'
-            )
-            hints += _forward_hints(f'"{vm.name}"', vm.nat_nics[0].slot, missing)
-        vm_data.append(
-            {
-                "name": vm.name,
-                "nat_adapters": [n.slot for n in vm.nat_nics],
-                "unplugged": [n.slot for n in vbox.unplugged(vm)],
-                "missing": [p.port for p in missing],
-                "natpf": [natpf_rule(p) for p in missing],
-            }
-        )
-    data = {"role": "host", "binary": binary, "vms": vm_data}
+        if item.missing:
+            ports = ", ".join(str(p.port) for p in item.missing)
+            unforwarded.append(f'"{vm.name}" ({ports})')
+            hints += _forward_hints(f'"{vm.name}"', vm.nat_nics[0].slot, item.missing)
     if cut:
         return Result.failure(
             f"NAT adapter with its cable disconnected: {', '.join(cut)}: the "
             "guest gets no DHCP lease and no network",
             details=details,
             hints=hints,
-            data=data,
+            evidence=evidence,
         )
     if unforwarded:
         return Result.warning(
             "Shipyard's ports are not forwarded to NAT guest " + "; ".join(unforwarded),
             details=details,
             hints=hints,
-            data=data,
+            evidence=evidence,
         )
     if not any(vm.nat_nics for vm in found.vms):
         return Result.ok(
             "no running VM uses NAT: no port forwarding needed",
             details=details,
-            data=data,
+            evidence=evidence,
         )
     return Result.ok(
-        "every running NAT VM forwards Shipyard's ports", details=details, data=data
+        "every running NAT VM forwards Shipyard's ports",
+        details=details,
+        evidence=evidence,
     )

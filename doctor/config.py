@@ -92,11 +92,13 @@ class HostConfig:
     # The script the dhcp fix gives a dhclient it starts when no running client
     # names one (-sf); "" = dhclient's own, allowed only in PID 1's network namespace.
     dhclient_script: str = ""
-    # Read by `report` (tests point them at temp dirs): the distribution, /proc (for
-    # cpuinfo, the kernel's osrelease, PID 1's name), files that mark a container, and
-    # the init scripts' defaults files that hold dockerd's options.
-    os_release: str = "/etc/os-release"
+    # Where the kernel's tables are read from (sockets, routes, mountinfo, ip_forward,
+    # cgroups, PID 1, cpuinfo): point it at a recorded tree (tests, a mounted image)
+    # instead of this machine's. /sys is read only for DMI, through dmi_dir.
     proc_dir: str = "/proc"
+    # The distribution; files that mark a container; the init scripts' defaults
+    # files that hold dockerd's options (report).
+    os_release: str = "/etc/os-release"
     # Who manages dockerd (doctor/host/manager.py) also reads PID 1 from proc_dir,
     # systemd runtime dir (<run_dir>/systemd/system exists when it is PID 1) and the
     # init scripts (/etc/init.d/docker, with /etc/default/docker or OpenRC conf.d).
@@ -184,6 +186,12 @@ def _path(value: Any) -> str:
     return value
 
 
+def _root(value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise ValueError('must be an absolute path, e.g. "/proc"')
+    return value
+
+
 def _command(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError('must be a command line, e.g. "service docker restart"')
@@ -235,7 +243,7 @@ SCHEMA: dict[str, dict[str, Validator]] = {
         "lease_dirs": _dir_list,
         "dhclient_script": _path,
         "os_release": _path,
-        "proc_dir": _path,
+        "proc_dir": _root,
         "container_markers": _dir_list,
         "init_defaults": _dir_list,
         "run_dir": _path,

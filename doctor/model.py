@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar
+from enum import Enum, StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
@@ -32,14 +32,80 @@ class Status(StrEnum):
         return self in (Status.FAILURE, Status.ERROR)
 
 
+class Evidence(Protocol):
+    """What a check found, typed: a frozen dataclass with enumerated states (never
+    sentences to parse). Fixes read its fields; ``to_data()`` is the result's JSON
+    ``data``."""
+
+    def to_data(self) -> dict[str, Any]: ...
+
+
+K = TypeVar("K", bound=Enum)
+
+
+@dataclass(frozen=True)
+class Problem(Generic[K]):
+    """One thing a check found wrong: its kind (what fixes read), its status and the
+    sentence the check wrote for the user."""
+
+    kind: K
+    text: str
+    status: Status = Status.FAILURE
+
+
+@dataclass
+class Findings(Generic[K]):
+    """What a check collects while it looks: problems (in the order found), evidence
+    lines and hints (each once)."""
+
+    problems: list[Problem[K]] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
+    hints: list[str] = field(default_factory=list)
+
+    def add(self, problem: Problem[K], *hints: str, detail: bool = False) -> None:
+        self.problems.append(problem)
+        if detail:
+            self.details.append(problem.text)
+        for text in hints:
+            self.hint(text)
+
+    def hint(self, text: str) -> None:
+        if text not in self.hints:
+            self.hints.append(text)
+
+    def result(self, evidence: Evidence, noun: str = "") -> Result:
+        """The failure (a warning when no problem is worse) that the problems make:
+        the first of the worst ones, and how many more there are."""
+        failing = any(p.status is Status.FAILURE for p in self.problems)
+        worst = Status.FAILURE if failing else Status.WARNING
+        first = next(p.text for p in self.problems if p.status is worst)
+        return Result(
+            worst,
+            and_more(first, len(self.problems) - 1, noun),
+            tuple(self.details),
+            tuple(self.hints),
+            evidence=evidence,
+        )
+
+
+def and_more(first: str, more: int, noun: str = "") -> str:
+    """A summary line: the first problem, then how many others there are
+    ("... (and 2 more problems)", or "(and 2 more)" without a noun)."""
+    if more <= 0:
+        return first
+    what = f" {noun}{'s' if more > 1 else ''}" if noun else ""
+    return f"{first} (and {more} more{what})"
+
+
 @dataclass(frozen=True)
 class Result:
     """What one check found.
 
     ``details`` are the evidence (which process, file, socket, rule was looked at),
-    ``hints`` the next steps for the user, ``data`` machine-readable evidence for
-    ``--json`` and for fixes. ``fixes`` is filled in by the engine from the fixes that
-    are installed and declare they repair this check.
+    ``hints`` the next steps for the user, ``evidence`` the typed findings fixes
+    read, ``data`` their machine-readable form for ``--json`` (made from
+    ``evidence`` when there is one). ``fixes`` is filled in by the engine from the
+    fixes that are installed and declare they repair this check.
     """
 
     status: Status
@@ -48,6 +114,11 @@ class Result:
     hints: tuple[str, ...] = ()
     fixes: tuple[str, ...] = ()
     data: Mapping[str, Any] = field(default_factory=dict)
+    evidence: Evidence | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.evidence is not None and not self.data:
+            object.__setattr__(self, "data", self.evidence.to_data())
 
     @classmethod
     def ok(cls, summary: str, **kw: Any) -> Result:

@@ -33,6 +33,7 @@ from shipyard_doctor.fixing import (
     WriteFile,
 )
 from shipyard_doctor.host.agent import CONTAINER, wrapper_path, wrapper_script
+from shipyard_doctor.host.agentlibs import AgentLibsEvidence
 from shipyard_doctor.host.elf import ElfError, read_elf
 from shipyard_doctor.host.ldso import LdCacheError, read_ld_so_cache
 from shipyard_doctor.host.mounts import nearest_existing
@@ -69,28 +70,30 @@ class AgentLibsFix(Fix):
     repairs = ("agent-libs",)
 
     def plan(self, result: Result, host: Host, options: FixOptions) -> Plan:
-        data = result.data
-        binary, lib_dir = str(data.get("binary", "")), host.config.agent.lib_dir
-        missing = list(data.get("missing", ()))
-        interp = data.get("interpreter")
-        if interp and not os.path.exists(interp):
+        found = result.evidence
+        if not isinstance(found, AgentLibsEvidence):
+            return self._none(f"nothing to do: {result.summary}")
+        binary, lib_dir = found.binary, host.config.agent.lib_dir
+        missing = found.missing
+        interp = found.elf.interpreter
+        if found.interpreter_missing:
             return self._none(
                 f"the program interpreter {interp} is missing: this binary was built "
                 "for another system; a library link cannot fix that",
             )
-        lost = [m["soname"] for m in missing if not m["candidates"]]
+        lost = [m.soname for m in missing if not m.usable]
         if not missing or lost:
             names = ", ".join(lost) or "the libraries it needs"
             return self._none(
                 f"no compatible library is installed for {names}: install the "
                 "package that ships it, or upgrade to shipyard-agent v0.3.0+",
             )
-        if not _writable(os.path.join(lib_dir, missing[0]["soname"])):
+        if not _writable(os.path.join(lib_dir, missing[0].soname)):
             return self._none(
                 f"[agent] lib_dir {lib_dir} is not writable here: set it to a dir on a "
                 "writable filesystem such as /opt or /var (see lib-readonly)",
             )
-        links = {m["soname"]: str(m["candidates"][0]) for m in missing}
+        links = {m.soname: m.usable[0] for m in missing}
         steps: list[Step] = [
             Symlink(os.path.join(lib_dir, soname), target)
             for soname, target in links.items()

@@ -30,9 +30,9 @@ import os
 import re
 import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from shipyard_doctor.fixing import (
     Action,
@@ -44,14 +44,15 @@ from shipyard_doctor.fixing import (
     Step,
 )
 from shipyard_doctor.host import netinfo
-from shipyard_doctor.host.gateway import Host, in_own_netns
+from shipyard_doctor.host.dhcp import DhcpClient
+from shipyard_doctor.host.dhcpstate import DhcpEvidence, requests_from_data
+from shipyard_doctor.host.gateway import Host
 from shipyard_doctor.model import Result
 
 if TYPE_CHECKING:
     from shipyard_doctor.fixengine.journal import RunJournal
 
 CHECK = "dhcp"
-FAILING = ("no-address", "link-local")  # the check's states of a failed interface
 WAIT_SECONDS = 15.0  # dhcpcd -n, networkctl return at once; the lease comes later
 ONE_SHOT_SECONDS = 90.0  # dhclient -1 gives up after its `timeout` (default 60 s)
 # Flags of a running client that a one-shot request must not copy.
@@ -130,10 +131,12 @@ class DhcpFix(Fix):
     repairs = (CHECK,)
 
     def plan(self, result: Result, host: Host, options: FixOptions) -> Plan:
-        clients = {c["pid"]: c for c in result.data.get("clients", ())}
-        failed = [
-            row for row in result.data.get("interfaces", ()) if row["state"] in FAILING
-        ]
+        found = result.evidence
+        failed = (
+            found.requests
+            if isinstance(found, DhcpEvidence)
+            else requests_from_data(result.data)
+        )
         if not failed:
             return Plan(
                 self.id, CHECK, "every interface has an address: no lease to ask"
@@ -144,10 +147,7 @@ class DhcpFix(Fix):
                 CHECK,
                 "asking for a DHCP lease needs root: sudo shipyard-doctor fix dhcp",
             )
-        renewals = [
-            _renewal(row["name"], [clients[p] for p in row["clients"]], host)
-            for row in failed
-        ]
+        renewals = [_renewal(r.interface, list(r.clients), host) for r in failed]
         return Plan(
             self.id,
             CHECK,
@@ -158,12 +158,12 @@ class DhcpFix(Fix):
         )
 
 
-def _renewal(iface: str, clients: list[Mapping[str, Any]], host: Host) -> Renewal:
+def _renewal(iface: str, clients: list[DhcpClient], host: Host) -> Renewal:
     if not clients:
         return _start_dhclient(iface, host)
     # The client that names the interface before one that serves every interface.
-    client = sorted(clients, key=lambda c: iface not in c["interfaces"])[0]
-    name, pid = client["name"], client["pid"]
+    client = sorted(clients, key=lambda c: iface not in c.interfaces)[0]
+    name, pid = client.name, client.process.pid
     has_address = _has_address(host, iface)
     if name.startswith("dhclient"):
         return _renew_dhclient(iface, client, host)
@@ -192,10 +192,10 @@ def _renewal(iface: str, clients: list[Mapping[str, Any]], host: Host) -> Renewa
     )
 
 
-def _renew_dhclient(iface: str, client: Mapping[str, Any], host: Host) -> Renewal:
-    pid, argv = client["pid"], tuple(client["cmdline"])
-    others = [i for i in client["interfaces"] if i != iface]
-    if others or not client["interfaces"]:
+def _renew_dhclient(iface: str, client: DhcpClient, host: Host) -> Renewal:
+    pid, argv = client.process.pid, client.process.cmdline
+    others = [i for i in client.interfaces if i != iface]
+    if others or not client.interfaces:
         serves = ", ".join(others) if others else "every interface"
         return Renewal(
             f"dhclient (pid {pid}) serves {serves} too: renewing {iface} alone would "
@@ -224,8 +224,8 @@ def _renew_dhclient(iface: str, client: Mapping[str, Any], host: Host) -> Renewa
     )
 
 
-def _renew_udhcpc(iface: str, client: Mapping[str, Any], host: Host) -> Renewal:
-    pid, argv = client["pid"], list(client["cmdline"])
+def _renew_udhcpc(iface: str, client: DhcpClient, host: Host) -> Renewal:
+    pid, argv = client.process.pid, list(client.process.cmdline)
     if "-p" in argv:  # the pid file stays the running client's
         del argv[argv.index("-p") : argv.index("-p") + 2]
     options = [a for a in argv[1:] if a not in NOT_FOR_ONE_SHOT["udhcpc"]]
@@ -299,7 +299,7 @@ def _script(
     configured = host.config.host.dhclient_script if client == "dhclient" else ""
     if configured:
         return [flag, configured], None
-    if in_own_netns(1):
+    if host.in_own_netns(1):
         return [], None
     remedy = (
         "set [host] dhclient_script to a script for this namespace"
@@ -317,19 +317,20 @@ def _value(options: Sequence[str], flag: str) -> str:
     return options[list(options).index(flag) + 1]
 
 
-def _binary(client: Mapping[str, Any], host: Host) -> str:
-    first = client["cmdline"][0] if client["cmdline"] else client["name"]
+def _binary(client: DhcpClient, host: Host) -> str:
+    cmdline = client.process.cmdline
+    first = cmdline[0] if cmdline else client.name
     if os.path.isabs(first):
-        return str(first)
-    return host.find_binary(client["name"]) or str(first)
+        return first
+    return host.find_binary(client.name) or first
 
 
 def _has_address(host: Host, iface: str) -> Callable[[], bool]:
     def check() -> bool:
-        fresh = Host(host.config, host.environ)  # nothing cached: it may be new
-        return any(
-            i.name == iface and i.routable_ipv4 for i in netinfo.interfaces(fresh)
-        )
+        with Host(host.config, host.environ) as fresh:  # nothing cached: it is new
+            return any(
+                i.name == iface and i.routable_ipv4 for i in netinfo.interfaces(fresh)
+            )
 
     return check
 

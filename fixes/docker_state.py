@@ -19,17 +19,15 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from shipyard_doctor.config import DEFAULT_DOCKER_SOCKET
-from shipyard_doctor.fixing import Action, Fix, FixOptions, Plan
+from shipyard_doctor.fixengine.containers import remove_container
+from shipyard_doctor.fixing import Fix, FixOptions, Plan
 from shipyard_doctor.host.daemonconf import read_json_object
-from shipyard_doctor.host.dockerapi import make_client
 from shipyard_doctor.host.dockerstate import same_endpoint
+from shipyard_doctor.host.dockerviews import DockerStateEvidence
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
     from shipyard_doctor.model import Result
-
-#: Seconds for a removal: a forced remove kills the container first.
-REMOVE_TIMEOUT = 60.0
 
 
 class DockerStateFix(Fix):
@@ -38,30 +36,32 @@ class DockerStateFix(Fix):
     repairs = ("docker-state",)
 
     def plan(self, result: Result, host: Host, options: FixOptions) -> Plan:
-        data = result.data
-        stack = data.get("stack") or {}
-        leftovers = stack.get("containers", []) if stack.get("half_deployed") else []
+        found = result.evidence
+        if not isinstance(found, DockerStateEvidence):
+            return Plan(self.id, "docker-state", f"nothing to do: {result.summary}")
+        leftovers = found.stack_containers if found.half_deployed else ()
         steps = tuple(
-            remove_container(host, c["name"], c["image"], c["state"], c["id"])
+            remove_container(host, c.name, c.image, c.state, c.id[:12])
             for c in leftovers
         )
-        manual = client_commands(data.get("clients", []), data["endpoint"], host)
+        elsewhere = [c.kind for c in found.clients if c.elsewhere]
+        manual = point_back(elsewhere, found.endpoint, host)
         parts = []
         if steps:
-            names = ", ".join(c["name"] for c in leftovers)
+            names = ", ".join(c.name for c in leftovers)
             parts.append(
-                f"remove the leftovers of the half-deployed Shipyard {stack['name']}"
+                f"remove the leftovers of the half-deployed Shipyard {found.stack.name}"
                 f" ({names}), then deploy again"
             )
         if manual:
             parts.append(
-                f"point the docker CLI back at {data['endpoint']}: run the commands "
+                f"point the docker CLI back at {found.endpoint}: run the commands "
                 "below in the shell that runs docker and the deploy"
             )
         if not parts:
-            first = next(iter(data.get("problems", [])), {"line": result.summary})
+            first = found.problems[0].text if found.problems else result.summary
             parts.append(
-                f"nothing this fix can change: {first['line']} (see the check's hints)"
+                f"nothing this fix can change: {first} (see the check's hints)"
             )
         return Plan(
             self.id,
@@ -77,48 +77,22 @@ class DockerStateFix(Fix):
         )
 
 
-def remove_container(
-    host: Host, name: str, image: str, state: str, ident: str
-) -> Action:
-    """An Action removing one container by id (forced: a running one is killed),
-    described with its name, image, state and id."""
-    what = f"remove container {name} (image {image}, {state}, id {ident})"
-
-    def run() -> None:
-        client = make_client(host.docker().endpoint, REMOVE_TIMEOUT)
-        try:
-            client.remove_container(ident, force=True)
-        finally:
-            client.close()
-
-    return Action(what, run=run, done_when=lambda: not _exists(host, ident))
-
-
-def _exists(host: Host, ident: str) -> bool:
-    import docker.errors
-
-    client = make_client(host.docker().endpoint, host.docker_timeout)
-    try:
-        client.inspect_container(ident)
-    except docker.errors.NotFound:
-        return False
-    except Exception:
-        return True  # cannot tell: apply tries, and says why if it fails
-    finally:
-        client.close()
-    return True
-
-
 def client_commands(
     clients: Sequence[Mapping[str, Any]], endpoint: str, host: Host
 ) -> list[str]:
-    """The shell commands that point each misdirected client at ``endpoint``."""
+    """:func:`point_back` for the clients of a result's JSON data (a saved report)."""
+    return point_back(
+        [c["kind"] for c in clients if c.get("elsewhere")], endpoint, host
+    )
+
+
+def point_back(kinds: Sequence[str], endpoint: str, host: Host) -> list[str]:
+    """The shell commands that point each misdirected client (its kind:
+    DOCKER_HOST or context) at ``endpoint``."""
     default = same_endpoint(endpoint, DEFAULT_DOCKER_SOCKET)
     commands: list[str] = []
-    for client in clients:
-        if not client.get("elsewhere"):
-            continue
-        if client["kind"] == "DOCKER_HOST":
+    for kind in kinds:
+        if kind == "DOCKER_HOST":
             commands.append(
                 "unset DOCKER_HOST" if default else f"export DOCKER_HOST={endpoint}"
             )

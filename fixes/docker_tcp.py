@@ -28,6 +28,7 @@ from shipyard_doctor.fixing import (
 from shipyard_doctor.host import daemonconf, manager, tcproutes
 from shipyard_doctor.host.agent import agent_version, find_agent_binary
 from shipyard_doctor.host.dockerapi import parse_endpoint, probe
+from shipyard_doctor.host.tcpapi import BIND_LOOPBACK, TcpEvidence, TcpState
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.daemonconf import DaemonSetup, UnitSetup
@@ -46,31 +47,35 @@ class DockerTcpFix(Fix):
     repairs = ("docker-tcp",)
 
     def plan(self, result: Result, host: Host, options: FixOptions) -> Plan:
-        data = result.data
+        found = result.evidence
+        if not isinstance(found, TcpEvidence):
+            found = TcpEvidence.from_data(result.data)
         url = f"tcp://{host.config.docker.tcp}"
         notes = (agent_note(host),)
 
         def refuse(summary: str, *manual: str) -> Plan:
             return Plan(self.id, "docker-tcp", summary, notes=notes, manual=manual)
 
-        if data.get("exposures"):
-            return refuse(
-                "not changed: the Docker API is already open beyond loopback without "
-                "TLS verification; close that first (the check's hints say how)",
-                *result.hints[:1],
-            )
-        if data.get("conflict"):
-            return refuse(
-                f"refused: {data['conflict']}; remove one of the two first "
-                "(the check's hints say how)"
-            )
-        if data.get("answers"):
-            return refuse(f"nothing to do: Docker answers on {url}")
-        if data.get("problem") == "not-docker":
-            return refuse(
-                f"refused: something that is not Docker holds {url}; free the port "
-                "(ss -ltnp) or point [docker] tcp elsewhere"
-            )
+        match found.state:
+            case TcpState.EXPOSED:
+                return refuse(
+                    "not changed: the Docker API is already open beyond loopback "
+                    "without TLS verification; close that first (the check's hints "
+                    "say how)",
+                    BIND_LOOPBACK,
+                )
+            case TcpState.CONFLICT:
+                return refuse(
+                    f"refused: {found.conflict}; remove one of the two first "
+                    "(the check's hints say how)"
+                )
+            case TcpState.ANSWERS:
+                return refuse(f"nothing to do: Docker answers on {url}")
+            case TcpState.NOT_DOCKER:
+                return refuse(
+                    f"refused: something that is not Docker holds {url}; free the "
+                    "port (ss -ltnp) or point [docker] tcp elsewhere"
+                )
         running = daemonconf.running_setup(host)
         unit = daemonconf.unit_setup(host)
         setup = manager.managed_setup(host)

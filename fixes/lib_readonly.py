@@ -14,7 +14,7 @@ import os
 from typing import TYPE_CHECKING
 
 from shipyard_doctor.fixing import Fix, FixOptions, Plan, WriteFile
-from shipyard_doctor.host.mounts import nearest_existing
+from shipyard_doctor.host.mounts import LibPlaces, nearest_existing
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
@@ -34,14 +34,14 @@ class LibReadonlyFix(Fix):
 
     def plan(self, result: Result, host: Host, options: FixOptions) -> Plan:
         lib_dir = host.config.agent.lib_dir
-        readonly = [
-            d["path"] for d in result.data.get("lib_dirs", ()) if d["read_only"]
-        ]
-        names = ", ".join(readonly) or "the library dirs"
-        place = result.data.get("lib_dir", {})
+        found = result.evidence
+        if not isinstance(found, LibPlaces):
+            return self._plan(f"nothing to do: {result.summary}")
+        names = ", ".join(p.path for p in found.read_only) or "the library dirs"
         parent = nearest_existing(lib_dir)
-        if place.get("read_only") or not os.access(parent, os.W_OK):
-            state = "read-only" if place.get("read_only") else "not writable by you"
+        read_only = found.lib_dir.read_only
+        if read_only or not os.access(parent, os.W_OK):
+            state = "read-only" if read_only else "not writable by you"
             return self._plan(
                 f"no steps: {lib_dir} cannot be created ({parent} is {state}): set "
                 "[agent] lib_dir to a dir on a writable filesystem (e.g. "

@@ -7,7 +7,7 @@ MASQUERADE gone: dockerd is restarted through its manager, but only with
 live-restore on or no container running; otherwise the plan says how (live-restore,
 or stop them first). A last step verifies the repaired thing itself: every broken
 port has its DNAT rule again and every running container still runs with the same
-id (doctor/fixengine/containers.py), else the fix is rolled back.
+id (doctor/fixengine/portmaps.py), else the fix is rolled back.
 
 Docker recreates its chains, DNAT and MASQUERADE rules when it starts (moby#16816,
 #10218: "restarting docker recreate[s] the chains"); the doctor never writes
@@ -19,12 +19,13 @@ has no automatic fix: moving it ("bip") renumbers every container.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from shipyard_doctor.fixengine import containers, restart
+from shipyard_doctor.fixengine import portmaps, restart
 from shipyard_doctor.fixing import Fix, FixOptions, Plan, RunCommand, Step
 from shipyard_doctor.host import daemonconf, iptables, manager
+from shipyard_doctor.host.facts import Unavailable
+from shipyard_doctor.host.natrules import NatEvidence, NatProblem
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
@@ -40,16 +41,13 @@ class NatDockerFix(Fix):
     repairs = ("nat-docker",)
 
     def plan(self, result: Result, host: Host, options: FixOptions) -> Plan:
-        data = result.data
-        problems: list[str] = list(data.get("problems", ()))
-        overlaps = set(data.get("overlaps", ()))
-        forwarding_off = data.get("ip_forward") is False
-        rules = [
-            p
-            for p in problems
-            if p not in overlaps and not p.startswith("IPv4 forwarding is off")
-        ]
-        manual = tuple(h for h in result.hints if '"bip"' in h)
+        found = result.evidence
+        if not isinstance(found, NatEvidence):
+            return Plan(self.id, "nat-docker", "nothing to do: no NAT rules were read")
+        forwarding_off = found.has(NatProblem.FORWARDING_OFF)
+        rules = found.restart_repairs
+        overlaps = found.state.overlaps
+        manual = tuple(dict.fromkeys(o.move_bridge for o in overlaps))
         steps: list[Step] = []
         if forwarding_off:
             steps.append(
@@ -57,7 +55,7 @@ class NatDockerFix(Fix):
                     FORWARD_ON,
                     "published ports and container traffic need IPv4 forwarding",
                     inverse=FORWARD_OFF,
-                    done_when=lambda: iptables.ip_forward() is True,
+                    done_when=lambda: iptables.ip_forward(host.proc) is True,
                 )
             )
         # Only DNAT rules gone (the DOCKER chain and its jumps still there): the
@@ -65,9 +63,17 @@ class NatDockerFix(Fix):
         # for its chains, jumps and MASQUERADE (issue 8: never kill what is fixed).
         # With live-restore a dockerd restart touches no container at all: then it
         # is the gentler way for lost DNAT rules too.
-        daemon_rules = [p for p in rules if not p.startswith("published port")]
-        broken = _broken_ports(data)
-        running = [c for c in host.containers() or () if c.state == "running"]
+        daemon_rules = any(
+            p.kind.restart_repairs and p.kind is not NatProblem.NO_DNAT
+            for p in found.problems
+        )
+        broken = _broken_ports(found)
+        listed = host.containers()
+        running = [
+            c
+            for c in (() if isinstance(listed, Unavailable) else listed)
+            if c.state == "running"
+        ]
         setup = manager.managed_setup(host) or daemonconf.running_setup(host)
         how = restart.dockerd_restart(host)
         live = restart.live_restore(setup) and how.possible
@@ -112,7 +118,7 @@ class NatDockerFix(Fix):
                 sorted({b.container for b in broken if b.container in by_name})
             )
             steps.append(
-                containers.RestartContainers(
+                portmaps.RestartContainers(
                     host.docker().endpoint.url,
                     tuple(by_name[n] for n in affected),
                     affected,
@@ -131,7 +137,7 @@ class NatDockerFix(Fix):
             )
         if rules:
             steps.append(
-                containers.VerifyMappings(
+                portmaps.VerifyMappings(
                     host.config,
                     tuple(host.environ.items()),
                     broken,
@@ -179,17 +185,15 @@ class NatDockerFix(Fix):
         )
 
 
-def _broken_ports(data: Mapping[str, Any]) -> tuple[containers.BrokenPort, ...]:
+def _broken_ports(found: NatEvidence) -> tuple[portmaps.BrokenPort, ...]:
     """The published ports the check found without their DNAT rule."""
-    published = data.get("published") or ()
-    assert isinstance(published, list | tuple)
     return tuple(
-        containers.BrokenPort(
-            str(p["container"]),
-            int(p["host_port"]),
-            int(p["container_port"]),
-            str(p["protocol"]),
+        portmaps.BrokenPort(
+            p.mapping.container,
+            p.mapping.host_port,
+            p.mapping.container_port,
+            p.mapping.protocol,
         )
-        for p in published
-        if isinstance(p, dict) and not p.get("dnat")
+        for p in found.state.published
+        if p.dnat is None
     )

@@ -9,8 +9,7 @@ nothing can be changed: the plan lists the exact commands to run on the host.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 from shipyard_doctor.fixing import Fix, FixOptions, Plan, RunCommand
 from shipyard_doctor.host import vbox
@@ -26,23 +25,23 @@ class NatVboxFix(Fix):
     repairs = (CHECK,)
 
     def plan(self, result: Result, host: Host, options: FixOptions) -> Plan:
-        data = result.data
-        if data.get("role") == "guest":
-            return _guest(self.id, data)
-        if data.get("role") == "host":
-            return _host(self.id, data, host)
+        found = result.evidence
+        if isinstance(found, vbox.GuestEvidence):
+            return _guest(self.id, found)
+        if isinstance(found, vbox.HostEvidence):
+            return _host(self.id, found, host)
         return Plan(self.id, CHECK, "no VirtualBox NAT forwarding to set up here")
 
 
-def _guest(fix_id: str, data: Mapping[str, Any]) -> Plan:
-    slot, rules = data["adapter"], data["natpf"]
-    ports = ", ".join(str(p) for p in data["ports"])
+def _guest(fix_id: str, found: vbox.GuestEvidence) -> Plan:
+    slot, rules = found.adapter, found.rules
+    ports = ", ".join(str(p.port) for p in found.ports)
     return Plan(
         fix_id,
         CHECK,
         "nothing can be changed from inside the guest: the NAT engine that must "
         f"forward port{'s' if len(rules) > 1 else ''} {ports} to "
-        f"{data['address'].split('/')[0]} is part of VirtualBox on the host; run "
+        f"{found.nat.address.ip} is part of VirtualBox on the host; run "
         'these there (for "VM" put the name `VBoxManage list runningvms` shows)',
         manual=tuple(f'VBoxManage controlvm "VM" natpf{slot} "{r}"' for r in rules),
         notes=(
@@ -55,13 +54,13 @@ def _guest(fix_id: str, data: Mapping[str, Any]) -> Plan:
     )
 
 
-def _host(fix_id: str, data: Mapping[str, Any], host: Host) -> Plan:
-    binary = data["binary"]
+def _host(fix_id: str, found: vbox.HostEvidence, host: Host) -> Plan:
+    binary = found.binary
     steps: list[RunCommand] = []
-    for vm in data["vms"]:
-        name = vm["name"]
+    for vm in found.vms:
+        name = vm.vm.name
         control = (binary, "controlvm", name)
-        for slot in vm["unplugged"]:
+        for slot in (n.slot for n in vm.unplugged):
             steps.append(
                 RunCommand(
                     (*control, f"setlinkstate{slot}", "on"),
@@ -71,8 +70,8 @@ def _host(fix_id: str, data: Mapping[str, Any], host: Host) -> Plan:
                     done_when=_shown(host, binary, name, _cable_on(slot)),
                 )
             )
-        for rule in vm["natpf"]:
-            slot = vm["nat_adapters"][0]
+        for rule in vm.rules:
+            slot = vm.vm.nat_nics[0].slot
             rule_name, host_port, guest_port = _ports(rule)
             steps.append(
                 RunCommand(
@@ -85,8 +84,8 @@ def _host(fix_id: str, data: Mapping[str, Any], host: Host) -> Plan:
             )
     if not steps:
         return Plan(fix_id, CHECK, "every running NAT VM forwards Shipyard's ports")
-    urls = sorted({_ports(r)[1] for vm in data["vms"] for r in vm["natpf"]})
-    cables = sum(len(vm["unplugged"]) for vm in data["vms"])
+    urls = sorted({_ports(r)[1] for vm in found.vms for r in vm.rules})
+    cables = sum(len(vm.unplugged) for vm in found.vms)
     work = [f"add {len(steps) - cables} NAT port forwarding rule(s)"] if urls else []
     work += [f"plug in {cables} virtual cable(s)"] if cables else []
     return Plan(

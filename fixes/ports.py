@@ -12,16 +12,17 @@ runs (systemd would restart a killed one), else SIGTERM to that pid.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shipyard_doctor.config import DEFAULT_PATH, ENV_VAR, StackConfig
+from shipyard_doctor.fixengine.containers import remove_container, stop_container
 from shipyard_doctor.fixengine.tomledit import TomlEditError, set_value
-from shipyard_doctor.fixes.docker_state import REMOVE_TIMEOUT, remove_container
 from shipyard_doctor.fixing import (
     Action,
     Fix,
@@ -31,8 +32,7 @@ from shipyard_doctor.fixing import (
     Step,
     WriteFile,
 )
-from shipyard_doctor.host.dockerapi import make_client
-from shipyard_doctor.host.gateway import ProcessInfo
+from shipyard_doctor.host.portstate import PortsEvidence, PortState
 from shipyard_doctor.host.processes import (
     process_service,
     running,
@@ -55,10 +55,10 @@ class PortsFix(Fix):
     repairs = ("ports",)
 
     def plan(self, result: Result, host: Host, options: FixOptions) -> Plan:
-        stack = host.stack()
-        taken = [p for p in result.data.get("ports", []) if p["holders"]]
-        ours = [p for p in taken if all(h.get("shipyard") for h in p["holders"])]
-        foreign = [p for p in taken if p not in ours]
+        found = result.evidence
+        if not isinstance(found, PortsEvidence):
+            return Plan(self.id, "ports", f"nothing to do: {result.summary}")
+        stack, ours, foreign = found.stack, found.ours, found.foreign
         steps: list[Step] = []
         parts: list[str] = []
         manual: list[str] = []
@@ -66,7 +66,7 @@ class PortsFix(Fix):
             mine = [
                 c for c in host.containers() or () if c.name in stack.container_names
             ]
-            held = ", ".join(str(p["port"]) for p in ours)
+            held = ", ".join(str(p.want.port) for p in ours)
             names = " ".join(c.name for c in mine)
             if _running_stack(stack, mine):
                 # A working deployment is not a leftover: never removed by --yes.
@@ -86,22 +86,23 @@ class PortsFix(Fix):
                     f" hold {held}"
                 )
         notes: list[str] = []  # stopped services that come back at boot
-        moves: dict[str, tuple[Mapping[str, Any], int]] = {}
+        moves: dict[str, tuple[PortState, int]] = {}
         stopping: set[object] = set()  # a process on two ports is stopped once
         for entry in foreign:
+            port = entry.want.port
             if options.stop_conflicting and _stoppable(entry):
                 steps += _stops(entry, host, stopping, options, notes)
-                parts.append(f"stop what holds {entry['port']}: {_holders(entry)}")
+                parts.append(f"stop what holds {port}: {_holders(entry)}")
                 continue
             if options.stop_conflicting:
                 parts.append(
-                    f"what holds {entry['port']} is not stopped (Docker's own, or an "
+                    f"what holds {port} is not stopped (Docker's own, or an "
                     "owner that is not visible): moving instead"
                 )
-            if entry.get("move_to") and _free(entry["move_to"], host):
-                moves[entry["key"]] = (entry, entry["move_to"])
+            if entry.move_to and _free(entry.move_to, host):
+                moves[entry.key] = (entry, entry.move_to)
             else:
-                parts.append(f"no free port found to move {entry['service']} to")
+                parts.append(f"no free port found to move {entry.want.service} to")
         if moves:
             write, said = _move_in_config(moves, host)
             steps += [write] if write is not None else []
@@ -145,11 +146,11 @@ def config_path(host: Host) -> Path:
 
 
 def _move_in_config(
-    moves: Mapping[str, tuple[Mapping[str, Any], int]], host: Host
+    moves: Mapping[str, tuple[PortState, int]], host: Host
 ) -> tuple[Step | None, str]:
     path = config_path(host)
     said = "move " + ", ".join(
-        f"{e['service']} from {e['port']} to {port}" for e, port in moves.values()
+        f"{e.want.service} from {e.want.port} to {port}" for e, port in moves.values()
     )
     try:
         text = path.read_text() if path.exists() else ""
@@ -166,14 +167,15 @@ def _move_in_config(
     return WriteFile(str(path), text), f"{said} in {path}"
 
 
-def _by_hand(moves: Mapping[str, tuple[Mapping[str, Any], int]]) -> str:
+def _by_hand(moves: Mapping[str, tuple[PortState, int]]) -> str:
     pairs = ", ".join(f"{key} = {port}" for key, (_, port) in moves.items())
     return f"in the doctor's config: [stack.ports] {pairs}"
 
 
-def _note(entry: Mapping[str, Any], port: int, ui_service: str) -> str:
-    old, cport, name = entry["port"], entry["container_port"], entry["container"]
-    if entry["service"] == ui_service:
+def _note(entry: PortState, port: int, ui_service: str) -> str:
+    want = entry.want
+    old, cport, name = want.port, want.container_port, want.container
+    if want.service == ui_service:
         moved = f"the Shipyard UI moves from http://HOST:{old} to http://HOST:{port}"
     else:
         moved = f"{name} publishes {cport}/tcp on host port {port} instead of {old}"
@@ -188,36 +190,28 @@ def _free(port: int, host: Host) -> bool:
     return all(try_bind(f, port) is not Bind.IN_USE for f in families)
 
 
-def _stoppable(entry: Mapping[str, Any]) -> bool:
-    return bool(entry["holders"]) and all(
-        (h["kind"] == "process" and h["name"] not in DOCKER_PROCESSES)
-        or (h["kind"] == "container" and not h.get("shipyard"))
-        for h in entry["holders"]
+def _stoppable(entry: PortState) -> bool:
+    return bool(entry.holders) and all(
+        (h.process is not None and h.process.name not in DOCKER_PROCESSES)
+        or (h.container is not None and not h.shipyard)
+        for h in entry.holders
     )
 
 
-def _holders(entry: Mapping[str, Any]) -> str:
+def _holders(entry: PortState) -> str:
     """What holds a port, as the plan names it: processes with their pid and
     command line, containers with their id."""
     named = []
-    for h in entry["holders"]:
-        if h["kind"] == "process":
-            named.append(_process(h))
-        elif h["kind"] == "container":
-            named.append(f"container {h['name']} (id {h['id']})")
+    for h in entry.holders:
+        if h.process is not None:
+            named.append(h.process.describe())
+        elif h.container is not None:
+            named.append(f"container {h.container.name} (id {h.container.id[:12]})")
     return ", ".join(named)
 
 
-def _process(holder: Mapping[str, Any]) -> str:
-    """'name (pid N, user U): command line', as the check names it."""
-    info = ProcessInfo(
-        holder["pid"], holder["name"], tuple(holder["cmdline"]), holder.get("user")
-    )
-    return info.describe()
-
-
 def _stops(
-    entry: Mapping[str, Any],
+    entry: PortState,
     host: Host,
     seen: set[object],
     options: FixOptions,
@@ -227,20 +221,22 @@ def _stops(
     already in ``seen``; an enabled service is said to come back at boot (and
     disabled too with --disable-stopped)."""
     steps: list[Step] = []
-    for holder in entry["holders"]:
-        who = holder.get("pid") or holder.get("id")
-        if who in seen:
+    where = f"it holds {entry.want.port}/tcp"
+    for holder in entry.holders:
+        if holder.container is not None:
+            c = holder.container
+            if c.id[:12] not in seen:
+                seen.add(c.id[:12])
+                steps.append(stop_container(host, c.name, c.image, c.id[:12], where))
             continue
-        seen.add(who)
-        where = f"it holds {entry['port']}/tcp"
-        if holder["kind"] == "container":
-            steps.append(_stop_container(host, holder, where))
+        if holder.process is None or holder.process.pid in seen:
             continue
-        pid, started = holder["pid"], start_time(holder["pid"])
-        command = _process(holder)
-        service = process_service(pid)
-        gone = lambda pid=pid, started=started: not running(pid, started)  # noqa: E731
-        if service and service != process_service(os.getpid()):
+        seen.add(holder.process.pid)
+        pid, started = holder.process.pid, start_time(holder.process.pid)
+        command = holder.process.describe()
+        service = process_service(pid, host.proc)
+        gone = _gone(pid, started)
+        if service and service != process_service(os.getpid(), host.proc):
             enabled = host.run_command(["systemctl", "is-enabled", service])
             at_boot = enabled.stdout.strip() in ("enabled", "enabled-runtime")
             steps.append(
@@ -256,7 +252,7 @@ def _stops(
                 steps.append(
                     RunCommand(
                         ("systemctl", "disable", service),
-                        f"so that {service} does not take {entry['port']} again at "
+                        f"so that {service} does not take {entry.want.port} again at "
                         "boot (--disable-stopped)",
                         inverse=("systemctl", "enable", service),
                     )
@@ -264,42 +260,20 @@ def _stops(
             elif at_boot:
                 notes.append(
                     f"{service} is enabled: it starts again at the next boot and "
-                    f"takes {entry['port']} again; keep it off with systemctl "
+                    f"takes {entry.want.port} again; keep it off with systemctl "
                     f"disable {service} (or run this fix with --disable-stopped)"
                 )
         else:
             steps.append(
                 Action(
                     f"send SIGTERM to {command}; {where}",
-                    run=lambda pid=pid, started=started: terminate(pid, started),
+                    run=functools.partial(terminate, pid, started),
                     done_when=gone,
                 )
             )
     return steps
 
 
-def _stop_container(host: Host, holder: Mapping[str, Any], where: str) -> Action:
-    ident = holder["id"]
-
-    def run() -> None:
-        client = make_client(host.docker().endpoint, REMOVE_TIMEOUT)
-        try:
-            client.stop(ident, timeout=10)
-        finally:
-            client.close()
-
-    def stopped() -> bool:
-        client = make_client(host.docker().endpoint, host.docker_timeout)
-        try:
-            return not client.inspect_container(ident)["State"]["Running"]
-        except Exception:
-            return False
-        finally:
-            client.close()
-
-    return Action(
-        f"stop container {holder['name']} (image {holder['image']}, id {ident}); "
-        f"{where} (docker start {holder['name']} brings it back)",
-        run=run,
-        done_when=stopped,
-    )
+def _gone(pid: int, started: float | None) -> Callable[[], bool]:
+    """``done_when`` of a stop: that process (not a reused pid) has ended."""
+    return lambda: not running(pid, started)

@@ -16,8 +16,14 @@ from shipyard_doctor.checks.nat_vbox import _host_side
 from shipyard_doctor.config import Config
 from shipyard_doctor.fixes.nat_vbox import NatVboxFix
 from shipyard_doctor.fixing import FixOptions
+from shipyard_doctor.host.facts import fact_key
 from shipyard_doctor.host.gateway import Host
-from shipyard_doctor.host.vbox import HostVms, browser_ports, parse_showvminfo
+from shipyard_doctor.host.vbox import (
+    HostVms,
+    browser_ports,
+    parse_showvminfo,
+    running_vms,
+)
 from shipyard_doctor.model import Result
 
 nat_guest = test_nat_vbox.nat_guest  # the fixture, shared
@@ -65,7 +71,7 @@ def host_side(showvminfo: str) -> tuple[Result, Host]:
     the host's fact cache is given the recorded output, parsed by the same code."""
     host = Host(Config())
     vm = parse_showvminfo(showvminfo)
-    host.memo("vbox.running_vms", lambda: HostVms(BINARY, (vm,), ()))
+    host.memo(fact_key(running_vms, BINARY), lambda: HostVms(BINARY, (vm,), ()))
     wanted = browser_ports(host.stack(), host.config.stack.ports)
     return _host_side(host, BINARY, wanted), host
 

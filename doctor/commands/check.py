@@ -12,6 +12,7 @@ from shipyard_doctor.options import CheckOptions, effective_config
 from shipyard_doctor.outcome import CommandOutcome
 
 if TYPE_CHECKING:
+    from shipyard_doctor.config import Config
     from shipyard_doctor.fixengine.fixrun import FixReport
     from shipyard_doctor.host.gateway import Host
     from shipyard_doctor.model import CheckRun
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
 
 def check_command(options: CheckOptions, env: Environment) -> CommandOutcome:
     from shipyard_doctor.host.gateway import Host
-    from shipyard_doctor.model import Report
     from shipyard_doctor.registry import discover
     from shipyard_doctor.runner import Selection, order_checks
 
@@ -46,7 +46,20 @@ def check_command(options: CheckOptions, env: Environment) -> CommandOutcome:
         skipped=skip,
         ignored=frozenset(ignore),
     )
-    host = Host(config, env.environ, probe_dhcp=options.probe_dhcp)
+    with Host(config, env.environ, probe_dhcp=options.probe_dhcp) as host:
+        return _check_on(host, config, registry, selection, options, env)
+
+
+def _check_on(
+    host: Host,
+    config: Config,
+    registry: Registry,
+    selection: Selection,
+    options: CheckOptions,
+    env: Environment,
+) -> CommandOutcome:
+    from shipyard_doctor.model import Report
+
     runs = _run(registry, selection, host, config.checks.timeout, options, env)
     report = Report(__version__, host.summary(), tuple(runs))
     if options.json:

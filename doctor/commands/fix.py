@@ -59,8 +59,8 @@ class Recheck:
 
         config = self.config()
         selection = Selection(order_checks(self.registry, [check_id]), {}, frozenset())
-        host = Host(config, self.env.environ)
-        runs = run_checks(self.registry, selection, host, config.checks.timeout)
+        with Host(config, self.env.environ) as host:
+            runs = run_checks(self.registry, selection, host, config.checks.timeout)
         return next(run for run in runs if run.id == check_id)
 
 
@@ -137,24 +137,24 @@ def fix_command(options: FixCommandOptions, env: Environment) -> CommandOutcome:
         raise UsageError(f"unknown fix id {options.fix_id!r} (known: {known})")
     plugin = registry.fixes[options.fix_id]
     config = effective_config(options.config, env.environ)
-    host = Host(config, env.environ)
-    selection = Selection(order_checks(registry, plugin.repairs), {}, frozenset())
-    runs = [
-        r
-        for r in run_checks(registry, selection, host, config.checks.timeout)
-        if r.id in plugin.repairs
-    ]
-    failing = [r for r in runs if r.status.value in ("warning", "failure")]
-    if not failing:
-        fixruns.render_nothing_to_fix(runs, env.stdout)
-        return CommandOutcome(runs=runs)
-    recheck = Recheck(options.config, env, registry)
-    with session(options.fixing, options.json, env, registry, recheck) as fixes:
-        reports = [fixes.fix_one(options.fix_id, run, host) for run in failing]
-    if options.json:
-        from shipyard_doctor.render import json as render
+    with Host(config, env.environ) as host:
+        selection = Selection(order_checks(registry, plugin.repairs), {}, frozenset())
+        runs = [
+            r
+            for r in run_checks(registry, selection, host, config.checks.timeout)
+            if r.id in plugin.repairs
+        ]
+        failing = [r for r in runs if r.status.value in ("warning", "failure")]
+        if not failing:
+            fixruns.render_nothing_to_fix(runs, env.stdout)
+            return CommandOutcome(runs=runs)
+        recheck = Recheck(options.config, env, registry)
+        with session(options.fixing, options.json, env, registry, recheck) as fixes:
+            reports = [fixes.fix_one(options.fix_id, run, host) for run in failing]
+        if options.json:
+            from shipyard_doctor.render import json as render
 
-        render.render_fix_reports(reports, env.stdout)
-    else:
-        fix_view(env, options.json).render_fix_reports(reports, env.stdout)
+            render.render_fix_reports(reports, env.stdout)
+        else:
+            fix_view(env, options.json).render_fix_reports(reports, env.stdout)
     return CommandOutcome(runs=runs, fixes=reports)

@@ -1,145 +1,82 @@
-"""Steps that repair Docker's port mappings without killing what they repair.
+"""Steps that remove or stop a container, for any fix that needs one.
 
-Restarting dockerd recreates its iptables chains, but without live-restore it stops
-every running container: the ports are "fixed" because nothing publishes them any
-more (issue 8). A container's own restart recreates its port mappings (the DNAT
-rules of the nat DOCKER chain) and keeps its id, so it is the least disruptive
-remedy when only those rules are gone. :class:`VerifyMappings` then compares the
-repaired thing before and after: every published port that was broken has its DNAT
-rule again, and every container that was running still runs with the same id; if
-not, the step fails and the engine rolls the fix back.
+Each goes through the run's one Docker client (``host.docker_client()``) by
+container id, so a container created under the same name since the check is never
+touched. A forced remove kills the container first and a stop waits for it to exit:
+both get a longer timeout of their own than the check's calls.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from shipyard_doctor.fixing import FixError, Step
-from shipyard_doctor.host import iptables
-from shipyard_doctor.host.dockerapi import make_client, parse_endpoint, probe
+from shipyard_doctor.fixing import Action
 
 if TYPE_CHECKING:
-    from shipyard_doctor.config import Config
-    from shipyard_doctor.fixengine.journal import RunJournal
+    from shipyard_doctor.host.gateway import Host
 
-#: How long a restarted dockerd or container may take to bring its rules back.
-SETTLE_SECONDS = 15.0
-
-
-@dataclass(frozen=True)
-class BrokenPort:
-    """A port a running container publishes whose DNAT rule is missing."""
-
-    container: str  # name
-    host_port: int
-    container_port: int
-    protocol: str
-
-    def describe(self) -> str:
-        return f"{self.host_port}/{self.protocol} -> {self.container}"
+#: Seconds for a removal or a stop: a forced remove kills the container first.
+REMOVE_TIMEOUT = 60.0
+#: Seconds a stopped container gets to exit before Docker kills it.
+STOP_GRACE = 10
 
 
-def _wait_for_api(endpoint: str, timeout: float, min_api: str) -> bool:
-    deadline = time.monotonic() + SETTLE_SECONDS
-    while time.monotonic() < deadline:
-        if probe(parse_endpoint(endpoint), timeout, min_api).ok:
-            return True
-        time.sleep(0.2)
-    return False
+def remove_container(
+    host: Host, name: str, image: str, state: str, ident: str
+) -> Action:
+    """An Action removing one container by id (forced: a running one is killed),
+    described with its name, image, state and id."""
+    what = f"remove container {name} (image {image}, {state}, id {ident})"
+
+    def run() -> None:
+        _call(host, "delete", f"containers/{ident}", {"force": True})
+
+    return Action(what, run=run, done_when=lambda: not exists(host, ident))
 
 
-@dataclass(frozen=True)
-class RestartContainers(Step):
-    """``docker restart`` of the named containers: their port mappings come back,
-    their ids stay. Not reversible (and nothing to reverse)."""
+def stop_container(host: Host, name: str, image: str, ident: str, why: str) -> Action:
+    """An Action stopping one container by id; ``docker start`` brings it back."""
 
-    endpoint: str
-    ids: tuple[str, ...]
-    names: tuple[str, ...]
-    timeout: float = 10.0
-    min_api: str = "1.24"
+    def run() -> None:
+        _call(host, "post", f"containers/{ident}/stop", {"t": STOP_GRACE})
 
-    def describe(self) -> str:
-        return (
-            f"restart the container{'s' if len(self.names) > 1 else ''} "
-            f"{', '.join(self.names)} (Docker recreates their port mappings; same "
-            "containers, same ids)"
-        )
-
-    def apply(self, journal: RunJournal) -> None:
-        if not _wait_for_api(self.endpoint, self.timeout, self.min_api):
-            raise FixError(f"the Docker API at {self.endpoint} did not come back")
-        client = make_client(parse_endpoint(self.endpoint), self.timeout + 30)
+    def stopped() -> bool:
         try:
-            for cid, name in zip(self.ids, self.names, strict=True):
-                try:
-                    client.restart(cid, timeout=int(self.timeout))
-                except Exception as exc:  # the SDK's APIError, a timeout
-                    raise FixError(f"docker restart {name} failed: {exc}") from exc
-        finally:
-            client.close()
-        journal.record_command(
-            ("docker", "restart", *self.names),
-            None,
-            "recreate their port mappings (a restart keeps the container)",
-        )
+            info = host.docker_client().inspect_container(ident)
+        except Exception:
+            return False
+        return not info["State"]["Running"]
+
+    return Action(
+        f"stop container {name} (image {image}, id {ident}); {why} "
+        f"(docker start {name} brings it back)",
+        run=run,
+        done_when=stopped,
+    )
 
 
-@dataclass(frozen=True)
-class VerifyMappings(Step):
-    """Fails unless every broken port has its DNAT rule again and every container
-    that was running still runs with the same id (the engine then rolls back)."""
+def exists(host: Host, ident: str) -> bool:
+    """Does the container still exist? Yes when that cannot be told: applying then
+    tries, and says why if it fails."""
+    import docker.errors
 
-    config: Config
-    environ: tuple[tuple[str, str], ...]
-    broken: tuple[BrokenPort, ...]
-    running: tuple[tuple[str, str], ...]  # (id, name) of the running containers
+    try:
+        host.docker_client().inspect_container(ident)
+    except docker.errors.NotFound:
+        return False
+    except Exception:
+        return True
+    return True
 
-    def describe(self) -> str:
-        what = [f"{len(self.running)} running container(s) keep running (same ids)"]
-        if self.broken:
-            what.append(
-                "DNAT rules back for " + ", ".join(b.describe() for b in self.broken)
-            )
-        return "verify: " + "; ".join(what)
 
-    def _problems(self) -> list[str]:
-        from shipyard_doctor.host.gateway import Host
+def _call(host: Host, method: str, path: str, params: dict[str, Any]) -> None:
+    client = host.docker_client()
+    url = f"{client.base_url}/v{client.api_version}/{path}"
+    answer = getattr(client, method)(url, params=params, timeout=REMOVE_TIMEOUT)
+    if answer.status_code < 300 or answer.status_code == 304:  # 304: already stopped
+        return
+    from shipyard_doctor.host.compat import daemon_message
 
-        host = Host(self.config, dict(self.environ))
-        containers = host.containers()
-        if containers is None:
-            return ["the Docker API does not answer"]
-        alive = {c.id for c in containers if c.state == "running"}
-        problems = [
-            f"container {name} ({cid[:12]}) no longer runs"
-            for cid, name in self.running
-            if cid not in alive
-        ]
-        saved = iptables.saved_rules(host)
-        if saved.ruleset is None:
-            return [*problems, "could not read the iptables rules"]
-        dnats = iptables.docker_dnats(saved.ruleset.table("nat"))
-        mappings = iptables.container_mappings(host)
-        for port in self.broken:
-            current = [
-                m
-                for m in mappings
-                if (m.container, m.host_port, m.container_port, m.protocol)
-                == (port.container, port.host_port, port.container_port, port.protocol)
-            ]
-            if not current or not any(m.matches(d) for m in current for d in dnats):
-                problems.append(f"published port {port.describe()} has no DNAT rule")
-        return problems
-
-    def apply(self, journal: RunJournal) -> None:
-        deadline = time.monotonic() + SETTLE_SECONDS
-        while True:
-            problems = self._problems()
-            if not problems or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        if problems:
-            raise FixError("not repaired: " + "; ".join(problems))
+    raise RuntimeError(
+        f"Docker answered HTTP {answer.status_code}: {daemon_message(answer.text)}"
+    )

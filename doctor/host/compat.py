@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from shipyard_doctor.host.dockerapi import make_client
+from shipyard_doctor.host.dockerapi import describe_error
+from shipyard_doctor.host.facts import Unavailable, host_fact
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
+    from shipyard_doctor.stacks import Client, Stack
 
 Version = tuple[int, ...]
 
@@ -81,23 +83,18 @@ class ApiAnswer:
         return self.status == 200
 
 
+@host_fact
 def ask_with_api(host: Host, api: str) -> ApiAnswer:
     """GET /v<api>/version on the configured daemon, as a client of that API would.
 
     Read-only. The daemon's refusal is the evidence the user needs, so its message
     is kept verbatim (Docker 20.10 sends it as text/plain, newer ones as JSON).
     """
-    return host.memo(f"compat.api.{api}", lambda: _ask(host, api))
-
-
-def _ask(host: Host, api: str) -> ApiAnswer:
-    client = make_client(host.docker().endpoint, host.docker_timeout)
+    client = host.docker_client()
     try:
         answer = client.get(f"{client.base_url}/v{api}/version")
     except Exception as exc:  # requests/urllib3 raise many kinds; it is evidence
         return ApiAnswer(api, None, str(exc)[:200])
-    finally:
-        client.close()
     if answer.status_code == 200:
         return ApiAnswer(api, 200, "")
     return ApiAnswer(api, answer.status_code, daemon_message(answer.text))
@@ -117,23 +114,81 @@ def daemon_message(body: str) -> str:
     return body.strip()
 
 
-def local_images(host: Host) -> frozenset[str] | None:
+@host_fact
+def local_images(host: Host) -> frozenset[str] | Unavailable:
     """Repository names ("shipyard/redis") of the images the daemon already has;
-    an image present locally needs no pull. None when the list cannot be read."""
+    an image present locally needs no pull. Unavailable when it cannot be read."""
+    try:
+        raw = host.docker_client().images()
+    except Exception as exc:  # the SDK/requests raise many kinds
+        return Unavailable(describe_error(exc))
+    return frozenset(
+        tag.rsplit(":", 1)[0]
+        for image in raw
+        for tag in image.get("RepoTags") or ()
+        if tag != "<none>:<none>"
+    )
 
-    def compute() -> frozenset[str] | None:
-        client = make_client(host.docker().endpoint, host.docker_timeout)
-        try:
-            raw = client.images()
-        except Exception:
-            return None
-        finally:
-            client.close()
-        return frozenset(
-            tag.rsplit(":", 1)[0]
-            for image in raw
-            for tag in image.get("RepoTags") or ()
-            if tag != "<none>:<none>"
-        )
 
-    return host.memo("compat.local_images", compute)
+# --- the docker-compat evidence ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClientAnswer:
+    client: Client
+    answer: ApiAnswer
+
+
+@dataclass(frozen=True)
+class CompatEvidence:
+    """The daemon's API range, each stack client's answer, and the schema 1 images."""
+
+    stack: str
+    engine: str
+    oldest: str  # MinAPIVersion (or the engine's default)
+    newest: str
+    clients: tuple[ClientAnswer, ...]
+    legacy: tuple[str, ...]  # images with a schema 1 manifest
+    present: frozenset[str]  # of those: already here
+    pull: Schema1Pull
+
+    @property
+    def to_pull(self) -> tuple[str, ...]:
+        return tuple(image for image in self.legacy if image not in self.present)
+
+    def to_data(self) -> dict[str, object]:
+        return {
+            "stack": self.stack,
+            "engine": self.engine,
+            "api": {"min": self.oldest, "max": self.newest},
+            "clients": [
+                {
+                    "name": c.client.name,
+                    "api": c.client.api,
+                    "status": c.answer.status,
+                    "message": c.answer.message,
+                }
+                for c in self.clients
+            ],
+            "schema1_images": list(self.legacy),
+            "schema1_pull": self.pull.value,
+            "to_pull": list(self.to_pull),
+        }
+
+
+def compat_evidence(host: Host, stack: Stack) -> CompatEvidence:
+    version = host.docker().version
+    engine = str(version.get("Version", "?"))
+    legacy = tuple(s.image for s in stack.services if s.manifest == "schema1")
+    return CompatEvidence(
+        stack=stack.name,
+        engine=engine,
+        oldest=str(version.get("MinAPIVersion") or default_min_api(engine)),
+        newest=str(version.get("ApiVersion", "?")),
+        clients=tuple(
+            ClientAnswer(c, ask_with_api(host, c.api)) for c in stack.clients
+        ),
+        legacy=legacy,
+        present=frozenset(local_images(host) or ()),
+        pull=schema1_pull(engine),
+    )

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from shipyard_doctor.host.dockerapi import DockerProbe, parse_endpoint, probe
-from shipyard_doctor.host.gateway import in_own_netns
+from shipyard_doctor.host.facts import host_fact
 from shipyard_doctor.host.systemd import command_argv, docker_units, unit_environment
 
 if TYPE_CHECKING:
@@ -303,45 +303,43 @@ class UnitSetup:
     notes: tuple[str, ...]  # unset variables, missing EnvironmentFile=, …
 
 
+@host_fact
 def unit_setup(host: Host) -> UnitSetup:
     """The docker.service that systemd would start next, with its daemon.json."""
 
-    def compute() -> UnitSetup:
-        unit, sockets = docker_units(host)
-        commands = unit.values("Service", "ExecStart")
-        if not unit.exists or not commands:
-            return UnitSetup(unit, sockets, None, None, ())
-        env, notes = unit_environment(unit)
-        argv, unset = command_argv(commands[-1], env)
-        notes += [f"${name} is not set, so it adds nothing" for name in unset]
-        setup = setup_from_argv(
-            f"{unit.name} ExecStart", argv, host.config.docker.daemon_json
-        )
-        return UnitSetup(unit, sockets, commands[-1], setup, tuple(notes))
-
-    return host.memo("daemonconf.unit", compute)
+    unit, sockets = docker_units(host)
+    commands = unit.values("Service", "ExecStart")
+    if not unit.exists or not commands:
+        return UnitSetup(unit, sockets, None, None, ())
+    env, notes = unit_environment(unit)
+    argv, unset = command_argv(commands[-1], env)
+    notes += [f"${name} is not set, so it adds nothing" for name in unset]
+    setup = setup_from_argv(
+        f"{unit.name} ExecStart", argv, host.config.docker.daemon_json
+    )
+    return UnitSetup(unit, sockets, commands[-1], setup, tuple(notes))
 
 
+@host_fact
 def running_dockerd(host: Host) -> ProcessInfo | None:
     """The dockerd behind this host's API: one in the doctor's own network namespace
     (others, in containers or test namespaces, serve other "hosts"), preferring the
     one that serves ``[docker] host``."""
 
-    def compute() -> ProcessInfo | None:
-        here = [p for p in host.dockerd_processes() if in_own_netns(p.pid) is not False]
-        wanted = parse_endpoint(host.config.docker.host)
-        for proc in here:
-            setup = setup_from_argv("", proc.cmdline, host.config.docker.daemon_json)
-            for address in setup.addresses():
-                if (
-                    address.scheme == "unix"
-                    and wanted.is_unix
-                    and parse_endpoint(address.text).path == wanted.path
-                ):
-                    return proc
-        return here[0] if here else None
-
-    return host.memo("daemonconf.running", compute)
+    here = [
+        p for p in host.dockerd_processes() if host.in_own_netns(p.pid) is not False
+    ]
+    wanted = parse_endpoint(host.config.docker.host)
+    for proc in here:
+        setup = setup_from_argv("", proc.cmdline, host.config.docker.daemon_json)
+        for address in setup.addresses():
+            if (
+                address.scheme == "unix"
+                and wanted.is_unix
+                and parse_endpoint(address.text).path == wanted.path
+            ):
+                return proc
+    return here[0] if here else None
 
 
 def running_setup(host: Host) -> DaemonSetup | None:
@@ -355,14 +353,12 @@ def running_setup(host: Host) -> DaemonSetup | None:
     )
 
 
+@host_fact
 def tcp_probe(host: Host) -> DockerProbe:
     """/_ping at ``[docker] tcp``, where the Shipyard agent <= v0.2.5 expects Docker."""
     cfg = host.config.docker
-    return host.memo(
-        "daemonconf.tcp_probe",
-        lambda: probe(
-            parse_endpoint(f"tcp://{cfg.tcp}"), host.docker_timeout, cfg.min_api_version
-        ),
+    return probe(
+        parse_endpoint(f"tcp://{cfg.tcp}"), host.docker_timeout, cfg.min_api_version
     )
 
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from shipyard_doctor.host import netinfo
 from shipyard_doctor.host.dhcpwire import MAGIC_COOKIE, IPv4, parse_dhcp_message
-from shipyard_doctor.host.gateway import in_own_netns
+from shipyard_doctor.host.facts import host_fact
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host, ProcessInfo
@@ -90,9 +90,10 @@ class DhcpClient:
         }
 
 
+@host_fact
 def clients(host: Host) -> tuple[DhcpClient, ...]:
     """DHCP clients in the doctor's network namespace (or whose namespace is hidden)."""
-    return host.memo("dhcp.clients", lambda: _clients(host))
+    return _clients(host)
 
 
 def _clients(host: Host) -> tuple[DhcpClient, ...]:
@@ -106,7 +107,7 @@ def _clients(host: Host) -> tuple[DhcpClient, ...]:
         info = host.process(proc.pid)
         if info is None:
             continue
-        same = in_own_netns(proc.pid)
+        same = host.in_own_netns(proc.pid)
         if same is False:
             continue  # it serves another namespace (a test host, a container)
         interfaces, lease_file = parse_client_argv(info.name, info.cmdline, known)
@@ -219,10 +220,10 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def leases(host: Host, known: Iterable[Interface]) -> LeaseScan:
+@host_fact
+def leases(host: Host, known: tuple[Interface, ...]) -> LeaseScan:
     """Every lease found in ``[host] lease_dirs`` and the running dhclients' -lf."""
-    names = tuple(known)
-    return host.memo("dhcp.leases", lambda: _scan(host, names))
+    return _scan(host, known)
 
 
 def _scan(host: Host, known: tuple[Interface, ...]) -> LeaseScan:

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from shipyard_doctor.host.facts import host_fact
+
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
     from shipyard_doctor.host.netinfo import Interface
@@ -164,10 +166,14 @@ def probe(host: Host, targets: Sequence[Interface], wait: float) -> list[ProbeRe
 
     All targets are probed at once, so naming several interfaces costs no more time.
     """
-    return host.memo(
-        "dhcp.probe:" + ",".join(t.name for t in targets),
-        lambda: _probe(targets, wait),
-    )
+    return _probe_once(host, tuple(targets), wait)
+
+
+@host_fact
+def _probe_once(
+    host: Host, targets: tuple[Interface, ...], wait: float
+) -> list[ProbeResult]:
+    return _probe(targets, wait)
 
 
 @dataclass

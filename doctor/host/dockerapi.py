@@ -94,7 +94,11 @@ class DockerProbe:
         return self.problem is None
 
 
-def probe(endpoint: Endpoint, timeout: float, min_api: str) -> DockerProbe:
+def probe(
+    endpoint: Endpoint, timeout: float, min_api: str, client: Any = None
+) -> DockerProbe:
+    """/_ping and /version of ``endpoint``, each bounded by ``timeout``; through
+    ``client`` (the run's, left open) or a client of its own (closed after)."""
     started = time.monotonic()
     early = _connect(endpoint, timeout)
     if early is not None:
@@ -107,8 +111,9 @@ def probe(endpoint: Endpoint, timeout: float, min_api: str) -> DockerProbe:
             elapsed=time.monotonic() - started,
         )
     info = _socket_info(endpoint.path) if endpoint.is_unix else ""
+    own = client is None
     try:
-        client = make_client(endpoint, timeout)
+        client = make_client(endpoint, timeout) if own else client
         try:
             answer = client.get(f"{client.base_url}/_ping", timeout=timeout)
             if answer.status_code != 200 or answer.text.strip() != "OK":
@@ -121,13 +126,14 @@ def probe(endpoint: Endpoint, timeout: float, min_api: str) -> DockerProbe:
                 )
             version = client.version(api_version=False)
         finally:
-            client.close()
+            if own:
+                client.close()
     except Exception as exc:  # the SDK/requests/urllib3 raise many kinds; classify
         problem = Problem.TIMEOUT if _is_timeout(exc) else Problem.UNREACHABLE
         return DockerProbe(
             endpoint,
             problem,
-            _describe(exc),
+            describe_error(exc),
             socket_info=info,
             elapsed=time.monotonic() - started,
         )
@@ -251,7 +257,8 @@ def _is_timeout(exc: BaseException) -> bool:
     return False
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
+    """An SDK/requests exception as one short line (the reason a fact is missing)."""
     text = str(exc) or type(exc).__name__
     return text if len(text) <= 200 else text[:197] + "..."
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from shipyard_doctor.host.facts import host_fact
 from shipyard_doctor.host.systemd import DOCKER_SERVICE
 
 if TYPE_CHECKING:
@@ -88,8 +89,9 @@ def tail_lines(path: str, count: int = TAIL, limit: int = 256 * 1024) -> list[st
     return lines[-count:]
 
 
+@host_fact
 def daemon_log(host: Host) -> DaemonLog:
-    return host.memo("dockerlog.daemon_log", lambda: _daemon_log(host))
+    return _daemon_log(host)
 
 
 def _daemon_log(host: Host) -> DaemonLog:
@@ -370,3 +372,10 @@ def _read_text(path: str) -> str | None:
             return f.read()
     except OSError:
         return None
+
+
+def read_more(source: str) -> str:
+    """The command that shows more of the log read from ``source``."""
+    if source.startswith("journalctl"):
+        return "journalctl -u docker.service -n 200 --no-pager"
+    return f"tail -n 200 {source}"

@@ -20,8 +20,12 @@ from shipyard_doctor.host.daemonconf import (
     read_json_object,
     setup_from_argv,
 )
-from shipyard_doctor.host.dockerapi import Endpoint, make_client, parse_endpoint
-from shipyard_doctor.host.gateway import in_own_netns
+from shipyard_doctor.host.dockerapi import (
+    describe_error,
+    make_client,
+    parse_endpoint,
+)
+from shipyard_doctor.host.facts import Unavailable, host_fact
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -46,26 +50,24 @@ class Daemon:
         )
 
 
+@host_fact
 def running_daemons(host: Host) -> tuple[Daemon, ...]:
     """Every dockerd process with its effective hosts and data-root (flags first,
     then the daemon.json it reads, then dockerd's defaults)."""
 
-    def compute() -> tuple[Daemon, ...]:
-        daemons = []
-        for proc in host.dockerd_processes():
-            setup = setup_from_argv("", proc.cmdline, host.config.docker.daemon_json)
-            daemons.append(
-                Daemon(
-                    proc.pid,
-                    setup.flags.hosts or setup.daemon_json.hosts or (),
-                    setup.data_root,
-                    setup.daemon_json.path,
-                    in_own_netns(proc.pid),
-                )
+    daemons = []
+    for proc in host.dockerd_processes():
+        setup = setup_from_argv("", proc.cmdline, host.config.docker.daemon_json)
+        daemons.append(
+            Daemon(
+                proc.pid,
+                setup.flags.hosts or setup.daemon_json.hosts or (),
+                setup.data_root,
+                setup.daemon_json.path,
+                host.in_own_netns(proc.pid),
             )
-        return tuple(daemons)
-
-    return host.memo("dockerstate.daemons", compute)
+        )
+    return tuple(daemons)
 
 
 def system_data_root(host: Host) -> str:
@@ -141,27 +143,28 @@ def _key(url: str) -> tuple[str, ...] | None:
     return (endpoint.scheme, endpoint.host, str(endpoint.port))
 
 
-def daemon_info(host: Host, url: str | None = None) -> dict[str, Any] | None:
-    """GET /info of the configured daemon (or of ``url``); None when it does not
-    answer. Its ID tells two endpoints of one daemon from two daemons."""
-
-    def compute() -> dict[str, Any] | None:
-        endpoint: Endpoint = host.docker().endpoint
-        if url is not None:
-            try:
-                endpoint = parse_endpoint(url)
-            except DoctorError:
-                return None
-        client = make_client(endpoint, host.docker_timeout)
+@host_fact
+def daemon_info(host: Host, url: str | None = None) -> dict[str, Any] | Unavailable:
+    """GET /info of the configured daemon (or of ``url``), or why it did not answer.
+    Its ID tells two endpoints of one daemon from two daemons."""
+    if url is None:
         try:
-            info: dict[str, Any] = client.info()
-        except Exception:
-            return None
-        finally:
-            client.close()
+            info: dict[str, Any] = host.docker_client().info()
+        except Exception as exc:  # the SDK/requests raise many kinds
+            return Unavailable(describe_error(exc))
         return info
-
-    return host.memo(f"dockerstate.info.{url or ''}", compute)
+    try:
+        endpoint = parse_endpoint(url)
+    except DoctorError as exc:
+        return Unavailable(str(exc))
+    client = make_client(endpoint, host.docker_timeout)  # another daemon's, for once
+    try:
+        info = client.info()
+    except Exception as exc:
+        return Unavailable(describe_error(exc))
+    finally:
+        client.close()
+    return info
 
 
 @dataclass(frozen=True)

@@ -131,7 +131,7 @@ def _parse(f: BinaryIO, path: str) -> ElfFile:
         needed=tuple(strings.get(DT_NEEDED, ())),
         rpath=_search_list(strings.get(DT_RPATH)),
         runpath=_search_list(strings.get(DT_RUNPATH)),
-        soname=(strings.get(DT_SONAME) or [None])[0],
+        soname=next(iter(strings.get(DT_SONAME) or ()), None),
         nodeflib=bool(flags_1 & DF_1_NODEFLIB),
         dynamic=bool(entries),
     )

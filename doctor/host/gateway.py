@@ -14,19 +14,22 @@ import platform
 import shutil
 import socket
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from shipyard_doctor.config import Config
 from shipyard_doctor.host import commands, sockets
 from shipyard_doctor.host.dockerapi import (
     DockerProbe,
+    describe_error,
     make_client,
     parse_endpoint,
     probe,
 )
+from shipyard_doctor.host.facts import Unavailable
 from shipyard_doctor.stacks import Stack, load_stack
 
 if TYPE_CHECKING:
@@ -85,6 +88,9 @@ class Container:
 
 
 class Host:
+    """The facts of one run. Close it (or use it as a context manager) when done:
+    that closes the one Docker client the run opened, if it opened one."""
+
     def __init__(
         self,
         config: Config,
@@ -96,16 +102,43 @@ class Host:
         # Interfaces the user named with --probe-dhcp: the only ones on which the
         # doctor may send anything (a DHCPDISCOVER).
         self.probe_dhcp = probe_dhcp
-        self._facts: dict[str, Any] = {}
-        self._locks: dict[str, threading.Lock] = _LockTable()
+        self._facts: dict[Hashable, Any] = {}
+        self._locks = _LockTable()
+        self._client: Any = None
+        self._client_lock = threading.Lock()
 
-    def memo(self, key: str, compute: Callable[[], T]) -> T:
-        """Compute a fact once per run, for fact modules that live outside this file
-        (``doctor/elf.py``, ``doctor/mounts.py``, ...). Thread-safe like ``@fact``."""
+    def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """Compute a fact once per run. Fact modules use it through
+        :func:`~shipyard_doctor.host.facts.host_fact`, which keys it by the function
+        and its arguments. Thread-safe like ``@fact``."""
         with self._locks[key]:
             if key not in self._facts:
                 self._facts[key] = compute()
             return self._facts[key]  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        """Close the Docker client, if one was opened; the host stays usable (a
+        later call opens a new one)."""
+        with self._client_lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def __enter__(self) -> Host:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def proc(self) -> Path:
+        """Where /proc is read from: [host] proc_dir."""
+        return Path(self.config.host.proc_dir)
 
     def run_command(
         self, argv: Sequence[str], timeout: float | None = None
@@ -132,7 +165,9 @@ class Host:
     def summary(self) -> dict[str, Any]:
         return {
             "hostname": socket.gethostname(),
-            "os": os_release().get("PRETTY_NAME", platform.system()),
+            "os": os_release(Path(self.config.host.os_release)).get(
+                "PRETTY_NAME", platform.system()
+            ),
             "kernel": platform.release(),
             "arch": platform.machine(),
             "user": _username(self.euid),
@@ -153,20 +188,32 @@ class Host:
     @fact
     def docker(self) -> DockerProbe:
         cfg = self.config.docker
-        return probe(parse_endpoint(cfg.host), self.docker_timeout, cfg.min_api_version)
+        return probe(
+            parse_endpoint(cfg.host),
+            self.docker_timeout,
+            cfg.min_api_version,
+            self.docker_client(),
+        )
+
+    def docker_client(self) -> Any:
+        """The run's one low-level Docker client for the configured endpoint, opened
+        on first use (each call bounded by :attr:`docker_timeout`); :meth:`close`
+        closes it."""
+        with self._client_lock:
+            if self._client is None:
+                endpoint = parse_endpoint(self.config.docker.host)
+                self._client = make_client(endpoint, self.docker_timeout)
+            return self._client
 
     @fact
-    def containers(self) -> tuple[Container, ...] | None:
-        """All containers of the configured daemon; None when it cannot be asked."""
+    def containers(self) -> tuple[Container, ...] | Unavailable:
+        """All containers of the configured daemon, or why they cannot be listed."""
         if not self.docker().ok:
-            return None
-        client = make_client(self.docker().endpoint, self.docker_timeout)
+            return Unavailable(self.docker().reason or "the Docker API does not answer")
         try:
-            raw = client.containers(all=True)
-        except Exception:
-            return None
-        finally:
-            client.close()
+            raw = self.docker_client().containers(all=True)
+        except Exception as exc:  # the SDK/requests raise many kinds
+            return Unavailable(describe_error(exc))
         return tuple(_container(c) for c in raw)
 
     @fact
@@ -174,10 +221,10 @@ class Host:
         import psutil
 
         found = []
-        for proc in psutil.process_iter(["name"]):
-            if proc.info["name"] not in ("dockerd", "docker"):
+        for process in psutil.process_iter(["name"]):
+            if process.info["name"] not in ("dockerd", "docker"):
                 continue
-            info = self.process(proc.pid)
+            info = self.process(process.pid)
             if info is not None and _is_docker_daemon(info):
                 found.append(info)
         return tuple(found)
@@ -200,10 +247,10 @@ class Host:
 
     @fact
     def tcp_listeners(self) -> tuple[sockets.Listener, ...]:
-        return tuple(sockets.listening_tcp())
+        return tuple(sockets.listening_tcp(self.proc))
 
     def socket_owners(self, inodes: Iterable[int]) -> dict[int, ProcessInfo | None]:
-        pids = sockets.socket_owners(inodes)
+        pids = sockets.socket_owners(inodes, self.proc)
         return {inode: self.process(pid) for inode, pid in pids.items()}
 
     def process(self, pid: int) -> ProcessInfo | None:
@@ -228,14 +275,18 @@ class Host:
     def username(self, uid: int) -> str:
         return _username(uid)
 
+    def in_own_netns(self, pid: int) -> bool | None:
+        """Whether process ``pid`` shares the doctor's network namespace."""
+        return in_own_netns(pid, self.proc)
 
-def in_own_netns(pid: int) -> bool | None:
+
+def in_own_netns(pid: int, proc: Path = Path("/proc")) -> bool | None:
     """Whether a process shares the doctor's network namespace; None if not allowed
     to look. A dockerd in another namespace (docker-in-docker, rootless Docker, a test
     host) is another "host": its own docker0, iptables rules and ports."""
     try:
-        theirs = os.stat(f"/proc/{pid}/ns/net")
-        mine = os.stat("/proc/self/ns/net")
+        theirs = os.stat(proc / str(pid) / "ns" / "net")
+        mine = os.stat(proc / "self" / "ns" / "net")
     except OSError:
         return None
     return (theirs.st_dev, theirs.st_ino) == (mine.st_dev, mine.st_ino)
@@ -280,14 +331,14 @@ def is_daemon_command(args: Sequence[str]) -> bool:
     return False
 
 
-class _LockTable(dict):  # type: ignore[type-arg]
-    """A lock per fact name, created on first use under one guard lock."""
+class _LockTable(dict[Hashable, threading.Lock]):
+    """A lock per fact key, created on first use under one guard lock."""
 
     def __init__(self) -> None:
         super().__init__()
         self._guard = threading.Lock()
 
-    def __missing__(self, key: str) -> threading.Lock:
+    def __missing__(self, key: Hashable) -> threading.Lock:
         with self._guard:
             return self.setdefault(key, threading.Lock())
 

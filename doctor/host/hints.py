@@ -39,3 +39,20 @@ def docker_service(host: Host, action: str = "start") -> str:
         flag = "" if conf == DEFAULT_CONFIG_FILE else f" --config-file {conf}"
         command += f"{flag} > /var/log/docker.log 2>&1 &"
     return command
+
+
+def start_hints(host: Host) -> list[str]:
+    """How to get a Docker that is not running going, first things first."""
+    from shipyard_doctor.host.dockerlog import START_LIMIT_HINT
+    from shipyard_doctor.host.manager import start_limit_hit
+
+    hints = [f"start Docker: {docker_service(host, 'start')}"]
+    if start_limit_hit(host):
+        hints.insert(0, START_LIMIT_HINT)
+    if host.dockerd_processes():
+        hints.insert(
+            0,
+            "a dockerd is running but not at this endpoint: point --docker-host or "
+            "[docker] host at the socket it serves (see its -H flags above)",
+        )
+    return hints

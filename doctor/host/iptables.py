@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard_doctor.host.commands import CommandResult
 from shipyard_doctor.host.daemonconf import setup_from_argv
-from shipyard_doctor.host.dockerapi import make_client
-from shipyard_doctor.host.gateway import in_own_netns
+from shipyard_doctor.host.dockerapi import describe_error
+from shipyard_doctor.host.facts import Unavailable, host_fact
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host, ProcessInfo
@@ -199,18 +199,17 @@ class SavedRules:
     ruleset: Ruleset | None  # None when iptables-save did not run
 
 
+@host_fact
 def saved_rules(host: Host) -> SavedRules:
     """``iptables-save`` of the doctor's network namespace (needs root)."""
 
-    def compute() -> SavedRules:
-        done = host.run_command(["iptables-save"])
-        return SavedRules(done, parse_save(done.stdout) if done.ok else None)
-
-    return host.memo("iptables.saved", compute)
+    done = host.run_command(["iptables-save"])
+    return SavedRules(done, parse_save(done.stdout) if done.ok else None)
 
 
-def ip_forward(proc: Path = Path("/proc")) -> bool | None:
-    """net.ipv4.ip_forward of the caller's namespace (/proc/sys/net is per netns)."""
+def ip_forward(proc: Path) -> bool | None:
+    """net.ipv4.ip_forward of the caller's namespace (/proc/sys/net is per netns),
+    under ``proc`` (``host.proc``: [host] proc_dir)."""
     try:
         return (proc / "sys/net/ipv4/ip_forward").read_text().strip() == "1"
     except OSError:
@@ -256,6 +255,7 @@ def _serves(daemon: DaemonFirewall, endpoint_url: str) -> bool:
     return norm(endpoint_url) in {norm(h) for h in daemon.hosts}
 
 
+@host_fact
 def local_daemon(host: Host) -> DaemonFirewall | None:
     """The dockerd of this network namespace that serves the configured endpoint.
 
@@ -263,20 +263,17 @@ def local_daemon(host: Host) -> DaemonFirewall | None:
     here; when several run in it, the one serving ``[docker] host`` is taken.
     """
 
-    def compute() -> DaemonFirewall | None:
-        default = host.config.docker.daemon_json
-        daemons = [
-            daemon_firewall(p, default)
-            for p in host.dockerd_processes()
-            if in_own_netns(p.pid)
-        ]
-        url = host.docker().endpoint.url
-        serving = [d for d in daemons if _serves(d, url)]
-        if serving:
-            return serving[0]
-        return daemons[0] if len(daemons) == 1 else None
-
-    return host.memo("iptables.local_daemon", compute)
+    default = host.config.docker.daemon_json
+    daemons = [
+        daemon_firewall(p, default)
+        for p in host.dockerd_processes()
+        if host.in_own_netns(p.pid)
+    ]
+    url = host.docker().endpoint.url
+    serving = [d for d in daemons if _serves(d, url)]
+    if serving:
+        return serving[0]
+    return daemons[0] if len(daemons) == 1 else None
 
 
 # --- Docker's bridges and container addresses ----------------------------------------
@@ -291,25 +288,15 @@ class Bridge:
     internal: bool
 
 
-def _api(host: Host) -> Any:
-    return make_client(host.docker().endpoint, host.docker_timeout)
-
-
-def docker_bridges(host: Host) -> tuple[Bridge, ...] | None:
-    """Every bridge network of the daemon (``docker network inspect``); None when the
-    API cannot be asked."""
-
-    def compute() -> tuple[Bridge, ...] | None:
-        client = _api(host)
-        try:
-            raw = client.networks(filters={"driver": "bridge"})
-        except Exception:
-            return None
-        finally:
-            client.close()
-        return tuple(_bridge(n) for n in raw)
-
-    return host.memo("iptables.bridges", compute)
+@host_fact
+def docker_bridges(host: Host) -> tuple[Bridge, ...] | Unavailable:
+    """Every bridge network of the daemon (``docker network inspect``), or why the
+    API could not be asked."""
+    try:
+        raw = host.docker_client().networks(filters={"driver": "bridge"})
+    except Exception as exc:  # the SDK/requests raise many kinds
+        return Unavailable(describe_error(exc))
+    return tuple(_bridge(n) for n in raw)
 
 
 def _bridge(raw: Mapping[str, Any]) -> Bridge:
@@ -332,21 +319,16 @@ def _bridge(raw: Mapping[str, Any]) -> Bridge:
     )
 
 
+@host_fact
 def container_addresses(host: Host, container_id: str) -> tuple[str, ...]:
     """The IPv4 addresses of a container on its networks (``docker inspect``)."""
 
-    def compute() -> tuple[str, ...]:
-        client = _api(host)
-        try:
-            info = client.inspect_container(container_id)
-        except Exception:
-            return ()
-        finally:
-            client.close()
-        networks = (info.get("NetworkSettings") or {}).get("Networks") or {}
-        return tuple(n["IPAddress"] for n in networks.values() if n.get("IPAddress"))
-
-    return host.memo(f"iptables.addresses.{container_id}", compute)
+    try:
+        info = host.docker_client().inspect_container(container_id)
+    except Exception:
+        return ()
+    networks = (info.get("NetworkSettings") or {}).get("Networks") or {}
+    return tuple(n["IPAddress"] for n in networks.values() if n.get("IPAddress"))
 
 
 @dataclass(frozen=True)

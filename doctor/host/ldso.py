@@ -16,8 +16,13 @@ import struct
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from shipyard_doctor.host.elf import ElfError, ElfFile, read_elf
+from shipyard_doctor.host.facts import host_fact
+
+if TYPE_CHECKING:
+    from shipyard_doctor.host.gateway import Host
 
 NEW_MAGIC = b"glibc-ld.so.cache1.1"
 OLD_MAGIC = b"ld.so-1.7.0"
@@ -84,6 +89,12 @@ def parse_ld_so_cache(data: bytes, path: str = "ld.so.cache") -> LdCache:
     if data[new_at : new_at + len(NEW_MAGIC)] == NEW_MAGIC:
         return LdCache(path, "compat", _new_entries(data, new_at))
     return LdCache(path, "old", old)
+
+
+@host_fact
+def ld_so_cache(host: Host, path: str) -> LdCache | None:
+    """:func:`read_ld_so_cache`, once per run and path."""
+    return read_ld_so_cache(path)
 
 
 def read_ld_so_cache(path: str) -> LdCache | None:
@@ -275,8 +286,8 @@ def _search_paths(
             yield f"DT_RUNPATH of {obj.path}", os.path.join(d, soname)
     if obj.nodeflib:
         return  # -z nodefaultlib: neither the cache nor the default dirs
-    for entry in view.cache.lookup(soname) if view.cache else ():
-        yield "ld.so.cache", entry.path
+    for cached in view.cache.lookup(soname) if view.cache else ():
+        yield "ld.so.cache", cached.path
     for d in default_dirs(binary):
         yield "default dir", os.path.join(d, soname)
     for d in view.extra_dirs:

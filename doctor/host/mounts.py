@@ -12,6 +12,12 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from shipyard_doctor.host.facts import host_fact
+
+if TYPE_CHECKING:
+    from shipyard_doctor.host.gateway import Host
 
 MOUNTINFO = "/proc/self/mountinfo"
 
@@ -84,6 +90,12 @@ def read_mountinfo(path: str = MOUNTINFO) -> tuple[Mount, ...]:
         return parse_mountinfo(f.read())
 
 
+@host_fact
+def mountinfo(host: Host) -> tuple[Mount, ...]:
+    """The doctor's own mounts: mountinfo under ``[host] proc_dir``."""
+    return read_mountinfo(str(host.proc / "self" / "mountinfo"))
+
+
 def mount_for(path: str, mounts: tuple[Mount, ...]) -> Mount | None:
     """The mount that covers ``path`` (already resolved): the longest mount point that
     is a prefix of it; of several mounts on that point, the last one (on top)."""
@@ -102,3 +114,101 @@ def nearest_existing(path: str) -> str:
     while not os.path.exists(current) and current != "/":
         current = os.path.dirname(current)
     return current
+
+
+# --- the lib-readonly evidence ------------------------------------------------------
+
+COREOS_IDS = {"coreos", "flatcar", "fedora-coreos"}
+
+
+@dataclass(frozen=True)
+class Place:
+    """A dir (or where ``mkdir -p`` would write it), its mount, can it be written."""
+
+    path: str
+    real: str  # the nearest existing dir, symlinks resolved
+    mount: Mount | None
+    read_only: bool
+    writable: bool
+    text: str  # one line of evidence for the user
+
+    def to_dict(self) -> dict[str, object]:
+        m = self.mount
+        return {
+            "path": self.path,
+            "real": self.real,
+            "mount": m.mount_point if m else None,
+            "fs_type": m.fs_type if m else None,
+            "source": m.source if m else None,
+            "read_only": self.read_only,
+            "writable": self.writable,
+        }
+
+
+def place(path: str, mounts: tuple[Mount, ...]) -> Place:
+    existing = nearest_existing(path)
+    real = os.path.realpath(existing)
+    mount = mount_for(real, mounts)
+    read_only = bool(mount and mount.read_only) or erofs(real)
+    writable = not read_only and os.access(real, os.W_OK)
+    shown = path
+    if existing != os.path.abspath(path):
+        shown += f" (missing; nearest existing parent {existing})"
+    if real != existing:
+        shown += f" → {real}"
+    if read_only:
+        state = "read-only"
+    elif writable:
+        state = "writable"
+    else:
+        state = "not writable by this user (on a read-write mount: root can)"
+    on = f" on {mount.describe()}" if mount else ""
+    return Place(path, real, mount, read_only, writable, f"{shown}: {state}{on}")
+
+
+def erofs(path: str) -> bool:
+    """The kernel's own answer (statvfs ST_RDONLY), for a mount mountinfo missed."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def coreos_layout(mounts: tuple[Mount, ...], release: dict[str, str]) -> str:
+    """Why this looks like CoreOS/Flatcar ('' if it does not): a read-only /usr with
+    /lib64 pointing into it, or an os-release that says so."""
+    usr = mount_for(os.path.realpath("/usr"), mounts)
+    if usr is None or not usr.read_only:
+        return ""
+    ids = {
+        release.get("ID", ""),
+        f"{release.get('ID', '')}-{release.get('VARIANT_ID')}",
+    }
+    if ids & COREOS_IDS:
+        return f"read-only {usr.describe()}, os-release ID={release.get('ID')}"
+    if os.path.realpath("/lib64").startswith("/usr/"):
+        return f"read-only {usr.describe()}, /lib64 → {os.path.realpath('/lib64')}"
+    return ""
+
+
+@dataclass(frozen=True)
+class LibPlaces:
+    """The library dirs, the agent's lib_dir and the ld.so.conf.d dir, each with its
+    mount and whether it can be written; and why this looks like CoreOS/Flatcar."""
+
+    lib_dirs: tuple[Place, ...]
+    lib_dir: Place
+    ld_so_conf_dir: Place
+    coreos: str  # "" when it does not look like CoreOS/Flatcar
+
+    @property
+    def read_only(self) -> tuple[Place, ...]:
+        return tuple(p for p in self.lib_dirs if p.read_only)
+
+    def to_data(self) -> dict[str, object]:
+        return {
+            "lib_dirs": [p.to_dict() for p in self.lib_dirs],
+            "lib_dir": self.lib_dir.to_dict(),
+            "ld_so_conf_dir": self.ld_so_conf_dir.to_dict(),
+            "coreos": self.coreos,
+        }

@@ -14,8 +14,9 @@ import json
 import socket
 import struct
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from shipyard_doctor.host.facts import host_fact
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
@@ -63,15 +64,16 @@ def _docker_bridge_name(name: str) -> bool:
     return name == "docker0" or (name.startswith("br-") and len(name) == 15)
 
 
+@host_fact
 def interfaces(host: Host) -> tuple[Interface, ...]:
     """Every interface of the doctor's network namespace (cached per run)."""
-    return host.memo("netinfo.interfaces", lambda: _interfaces(host))
+    return _interfaces(host)
 
 
-def routes(host: Host, proc: Path = Path("/proc")) -> tuple[Route, ...]:
-    return host.memo(
-        "netinfo.routes", lambda: parse_routes((proc / "net" / "route").read_text())
-    )
+@host_fact
+def routes(host: Host) -> tuple[Route, ...]:
+    """The routes of the doctor's network namespace ([host] proc_dir/net/route)."""
+    return parse_routes((host.proc / "net" / "route").read_text())
 
 
 def _interfaces(host: Host) -> tuple[Interface, ...]:

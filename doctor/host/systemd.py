@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from shipyard_doctor.host.facts import host_fact
+
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
 
@@ -289,6 +291,7 @@ class ManagerView:
     need_reload: bool
 
 
+@host_fact
 def manager_view(host: Host, unit: str = DOCKER_SERVICE) -> ManagerView | None:
     """None when systemd is not PID 1 or systemctl cannot answer."""
     from shipyard_doctor.host.manager import Init, detect_init
@@ -297,45 +300,40 @@ def manager_view(host: Host, unit: str = DOCKER_SERVICE) -> ManagerView | None:
     if detect_init(cfg.proc_dir, cfg.run_dir)[0] is not Init.SYSTEMD:
         return None
 
-    def compute() -> ManagerView | None:
-        done = host.run_command(
-            [
-                "systemctl",
-                "show",
-                unit,
-                "-p",
-                "FragmentPath",
-                "-p",
-                "DropInPaths",
-                "-p",
-                "ExecStart",
-                "-p",
-                "TriggeredBy",
-                "-p",
-                "ActiveState",
-                "-p",
-                "NeedDaemonReload",
-            ]
-        )
-        if not done.ok:
-            return None
-        props = parse_systemctl_show(done.stdout)
-        return ManagerView(
-            props.get("FragmentPath", ""),
-            tuple(props.get("DropInPaths", "").split()),
-            tuple(exec_property_argvs(props.get("ExecStart", ""))),
-            tuple(props.get("TriggeredBy", "").split()),
-            props.get("ActiveState", ""),
-            props.get("NeedDaemonReload", "no") == "yes",
-        )
-
-    return host.memo(f"systemd.show:{unit}", compute)
+    done = host.run_command(
+        [
+            "systemctl",
+            "show",
+            unit,
+            "-p",
+            "FragmentPath",
+            "-p",
+            "DropInPaths",
+            "-p",
+            "ExecStart",
+            "-p",
+            "TriggeredBy",
+            "-p",
+            "ActiveState",
+            "-p",
+            "NeedDaemonReload",
+        ]
+    )
+    if not done.ok:
+        return None
+    props = parse_systemctl_show(done.stdout)
+    return ManagerView(
+        props.get("FragmentPath", ""),
+        tuple(props.get("DropInPaths", "").split()),
+        tuple(exec_property_argvs(props.get("ExecStart", ""))),
+        tuple(props.get("TriggeredBy", "").split()),
+        props.get("ActiveState", ""),
+        props.get("NeedDaemonReload", "no") == "yes",
+    )
 
 
+@host_fact
 def docker_units(host: Host) -> tuple[Unit, tuple[Unit, ...]]:
     """docker.service and the sockets that activate it, from ``[host] systemd_dirs``."""
     dirs = host.config.host.systemd_dirs
-    return host.memo(
-        "systemd.docker",
-        lambda: (load_unit(DOCKER_SERVICE, dirs), sockets_for(DOCKER_SERVICE, dirs)),
-    )
+    return load_unit(DOCKER_SERVICE, dirs), sockets_for(DOCKER_SERVICE, dirs)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shipyard_doctor.host import netinfo
+from shipyard_doctor.host.facts import host_fact
 from shipyard_doctor.stacks import HostPort, Stack
 
 if TYPE_CHECKING:
@@ -206,23 +207,21 @@ class HostVms:
     errors: tuple[str, ...]  # VBoxManage calls that failed, described
 
 
+@host_fact
 def running_vms(host: Host, binary: str) -> HostVms:
     """Every running VM of the calling user (VBoxManage sees only its own user's)."""
 
-    def compute() -> HostVms:
-        listed = host.run_command([binary, "list", "runningvms"])
-        if not listed.ok:
-            return HostVms(binary, (), (listed.describe(),))
-        vms, errors = [], []
-        for _name, uuid in parse_vm_list(listed.stdout):
-            shown = host.run_command([binary, "showvminfo", uuid, "--machinereadable"])
-            if shown.ok:
-                vms.append(parse_showvminfo(shown.stdout))
-            else:
-                errors.append(shown.describe())
-        return HostVms(binary, tuple(vms), tuple(errors))
-
-    return host.memo("vbox.running_vms", compute)
+    listed = host.run_command([binary, "list", "runningvms"])
+    if not listed.ok:
+        return HostVms(binary, (), (listed.describe(),))
+    vms, errors = [], []
+    for _name, uuid in parse_vm_list(listed.stdout):
+        shown = host.run_command([binary, "showvminfo", uuid, "--machinereadable"])
+        if shown.ok:
+            vms.append(parse_showvminfo(shown.stdout))
+        else:
+            errors.append(shown.describe())
+    return HostVms(binary, tuple(vms), tuple(errors))
 
 
 def missing_forwards(vm: VmInfo, wanted: tuple[HostPort, ...]) -> tuple[HostPort, ...]:
@@ -243,3 +242,90 @@ def unplugged(vm: VmInfo) -> tuple[Nic, ...]:
     """NAT adapters whose virtual cable is disconnected: the guest's DHCP client gets
     no answer from VirtualBox's NAT engine, so the guest has no address at all."""
     return tuple(n for n in vm.nat_nics if n.cable_connected is False)
+
+
+# --- the nat-vbox evidence -----------------------------------------------------------
+
+
+def forward_port(port: int) -> int:
+    """The host port a guest port is forwarded from: VirtualBox runs as the user,
+    who may not bind ports below 1024 on the host."""
+    return port + 8000 if port < 1024 else port
+
+
+def natpf_rule(want: HostPort) -> str:
+    """The forwarding rule as `VBoxManage controlvm VM natpfN` takes it:
+    name,proto,host-ip,host-port,guest-ip,guest-port."""
+    return f"shipyard-{want.port},tcp,127.0.0.1,{forward_port(want.port)},,{want.port}"
+
+
+@dataclass(frozen=True)
+class GuestEvidence:
+    """Inside a VirtualBox NAT guest: the ports the host must forward to it."""
+
+    nat: NatAddress
+    ports: tuple[HostPort, ...]
+
+    @property
+    def adapter(self) -> int:
+        """The NAT adapter's slot: the guest of adapter N is on 10.0.(N+1).0/24."""
+        return self.nat.address.network.network_address.packed[2] - 1
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        return tuple(natpf_rule(p) for p in self.ports)
+
+    def to_data(self) -> dict[str, object]:
+        return {
+            "role": "guest",
+            "interface": self.nat.interface,
+            "address": str(self.nat.address),
+            "adapter": self.adapter,
+            "ports": [p.port for p in self.ports],
+            "natpf": list(self.rules),
+        }
+
+
+@dataclass(frozen=True)
+class VmFinding:
+    vm: VmInfo
+    unplugged: tuple[Nic, ...]  # NAT adapters with the cable disconnected
+    missing: tuple[HostPort, ...]  # Shipyard ports not forwarded
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        return tuple(natpf_rule(p) for p in self.missing)
+
+
+@dataclass(frozen=True)
+class HostEvidence:
+    """On the VirtualBox host: each running VM's NAT adapters and forwards."""
+
+    binary: str
+    vms: tuple[VmFinding, ...]
+
+    def to_data(self) -> dict[str, object]:
+        return {
+            "role": "host",
+            "binary": self.binary,
+            "vms": [
+                {
+                    "name": f.vm.name,
+                    "nat_adapters": [n.slot for n in f.vm.nat_nics],
+                    "unplugged": [n.slot for n in f.unplugged],
+                    "missing": [p.port for p in f.missing],
+                    "natpf": list(f.rules),
+                }
+                for f in self.vms
+            ],
+        }
+
+
+def host_evidence(found: HostVms, wanted: tuple[HostPort, ...]) -> HostEvidence:
+    return HostEvidence(
+        found.binary,
+        tuple(
+            VmFinding(vm, unplugged(vm), missing_forwards(vm, wanted))
+            for vm in found.vms
+        ),
+    )

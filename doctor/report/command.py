@@ -238,14 +238,27 @@ def make_report(
     saved: list[dict[str, Any]] | None,
 ) -> Outcome:
     from shipyard_doctor.host.gateway import Host
+
+    started = time.monotonic()
+    now = datetime.now(UTC)
+    with Host(config, env.environ) as host:
+        return _make_report(options, config, env, saved, host, started, now)
+
+
+def _make_report(
+    options: ReportOptions,
+    config: Config,
+    env: Environment,
+    saved: list[dict[str, Any]] | None,
+    host: Host,
+    started: float,
+    now: datetime,
+) -> Outcome:
     from shipyard_doctor.report import bundle, document
     from shipyard_doctor.report.collect import CollectContext, run_collectors
     from shipyard_doctor.report.collectors import COLLECTORS
     from shipyard_doctor.report.markdown import render_markdown
 
-    started = time.monotonic()
-    now = datetime.now(UTC)
-    host = Host(config, env.environ)
     context = CollectContext(
         log_lines=config.report.log_lines
         if options.log_lines is None

@@ -1,0 +1,52 @@
+"""The house's rules that imports and sizes can show: checks and fixes never import
+each other (nor one fix another), host knowledge never imports the engine, checks,
+fixes or the fix engine, and a check stays the verdict and its words."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+PACKAGE = "shipyard_doctor"
+
+
+def _imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+    return found
+
+
+def _modules(folder: str) -> list[Path]:
+    return sorted(p for p in (ROOT / folder).glob("*.py") if p.name != "__init__.py")
+
+
+def test_checks_and_fixes_do_not_import_each_other():
+    for path in _modules("checks"):
+        bad = {m for m in _imports(path) if m.startswith(f"{PACKAGE}.fixes")}
+        assert not bad, f"{path.name} imports {bad}"
+    for path in _modules("fixes"):
+        bad = {
+            m
+            for m in _imports(path)
+            if m.startswith((f"{PACKAGE}.fixes", f"{PACKAGE}.checks"))
+        }
+        assert not bad, f"fixes/{path.name} imports {bad}"
+
+
+def test_host_knowledge_imports_no_engine():
+    engine = ("cli", "cli_fix", "runner", "registry", "render", "fixengine", "fixing")
+    banned = tuple(f"{PACKAGE}.{name}" for name in (*engine, "checks", "fixes"))
+    for path in _modules("doctor/host"):
+        bad = {m for m in _imports(path) if m.startswith(banned)}
+        assert not bad, f"host/{path.name} imports {bad}"
+
+
+def test_checks_are_small():
+    sizes = {p.name: len(p.read_text().splitlines()) for p in _modules("checks")}
+    assert max(sizes.values()) <= 160, sizes
