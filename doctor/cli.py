@@ -10,6 +10,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from shipyard_doctor import __version__
+from shipyard_doctor.cli_deploy import add_deploy_parsers
 from shipyard_doctor.cli_fix import add_fix_arguments
 from shipyard_doctor.context import Environment
 from shipyard_doctor.errors import DoctorError, ExitCode, UsageError
@@ -168,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
         "list", parents=[common], help="list every check and the fixes for it"
     )
     listing.add_argument("--json", action="store_true", help="print JSON")
+    add_deploy_parsers(commands, common)  # deploy, status, undeploy (cli_deploy.py)
     return parser
 
 
@@ -185,6 +187,10 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
     try:
         if args.command == "list":
             return _list(args, env)
+        if args.command in ("deploy", "status", "undeploy"):
+            from shipyard_doctor.cli_deploy import run_deploy_command
+
+            return run_deploy_command(args, env)
         if args.command in ("fix", "undo"):
             from shipyard_doctor import cli_fix
 
