@@ -6,8 +6,11 @@ host; HTTP and redis are asked from inside the namespace too."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -164,3 +167,246 @@ def test_v3_deploys_with_the_ui_on_8080(host, config):
     assert len([n for n in containers(host) if n.startswith("shipyard-")]) == 7
     again = doctor(host, config, "deploy", "--stack", "v3", "--yes")
     assert "already deployed, nothing to do" in again.stdout, again.stdout
+
+
+# --- refusing, failing, rolling back --------------------------------------------------
+
+V1_NAMES = {
+    "shipyard_redis",
+    "shipyard_router",
+    "shipyard_lb",
+    "shipyard_db",
+    "shipyard",
+}
+
+
+def bystander(host: DockerHost) -> str:
+    """An unrelated container that must outlive every deploy and undeploy."""
+    ctr = host.client.containers.run(
+        "shipyard-doctor/standin:latest",
+        ["sleep", "3600"],
+        name="bystander",
+        detach=True,
+    )
+    return str(ctr.id)
+
+
+def stack_networks(host: DockerHost) -> list[str]:
+    return [
+        n.name for n in host.client.networks.list() if n.name.startswith("shipyard")
+    ]
+
+
+def stack_volumes(host: DockerHost) -> list[str]:
+    return [v.name for v in host.client.volumes.list()]
+
+
+def test_a_port_conflict_refuses_before_anything_is_created(host, config, listeners):
+    listeners.tcp(host.netns, "0.0.0.0", 8000)
+    before = containers(host)
+    run = doctor(host, config, "deploy", "--yes")
+    assert run.code == 1, run.stdout + run.stderr
+    assert "blockers (the deploy cannot start):" in run.stdout
+    assert "x ports: port 8000 already in use" in run.stdout
+    assert "[fix: ports]" in run.stdout
+    assert containers(host) == before
+    assert stack_networks(host) == []
+    assert "Shipyard v1: deploy" not in run.stdout  # no plan: nothing will be done
+
+
+def test_force_deploys_anyway_and_says_what_it_overrode(host, config, listeners):
+    # A listener on 127.0.0.1 only: the ports check sees the conflict, Docker can
+    # still publish 0.0.0.0:6379 beside it.
+    listeners.tcp(host.netns, "127.0.0.1", 6379)
+    run = doctor(host, config, "deploy", "--yes", "--force", "--dry-run")
+    assert run.code == 0, run.stdout + run.stderr
+    assert "blockers (overridden by --force):" in run.stdout
+    assert "x ports: port 6379 already in use" in run.stdout
+    assert "Shipyard v1: deploy" in run.stdout
+    assert containers(host) == {}
+
+
+def test_a_missing_image_for_the_fourth_service_changes_nothing(host, config):
+    host.client.images.remove("shipyard/db:latest", noprune=True)
+    other = bystander(host)
+    run = doctor(host, config, "deploy", "--yes", timeout=300)
+    assert run.code == 1, run.stdout + run.stderr
+    assert "pull:     shipyard/db:latest" in run.stdout
+    assert "deploy failed: cannot pull shipyard/db:latest: " in run.stdout
+    assert containers(host) == {"bystander": other}
+    assert host.client.containers.get("bystander").status == "running"
+    assert stack_networks(host) == []
+    assert stack_volumes(host) == []
+
+
+def test_a_service_that_dies_is_named_with_its_logs_and_rolled_back(host, config):
+    from standins import build_web_image
+
+    build_web_image(
+        host.client,
+        "broken/db:latest",
+        {
+            "start": 'echo "postgres: password is $DB_PASS"\n'
+            'echo "FATAL: data directory /var/lib/postgresql has wrong ownership"\n'
+            "exit 3"
+        },
+        ('ENTRYPOINT ["/start"]',),
+    )
+    other = bystander(host)
+    run = doctor(
+        host, config, "deploy", "--yes", "--image-map", "shipyard/db=broken/db:latest"
+    )
+    assert run.code == 1, run.stdout + run.stderr
+    assert (
+        "deploy failed: shipyard_db (broken/db:latest) exited and was restarted by "
+        "its restart policy before it was ready" in run.stdout
+    )
+    assert (
+        "| FATAL: data directory /var/lib/postgresql has wrong ownership" in run.stdout
+    )
+    assert "| postgres: password is ********" in run.stdout
+    assert (
+        "rolled back: removed shipyard_db, shipyard_lb, shipyard_router, "
+        "shipyard_redis, volume shipyard_db_data, network" in run.stdout
+    )
+    assert containers(host) == {"bystander": other}
+    assert stack_networks(host) == []
+    assert stack_volumes(host) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_the_readiness_waits_rolls_back(host, config, sig):
+    from standins import build_web_image
+
+    build_web_image(
+        host.client,
+        "slow/shipyard:latest",
+        {"app/.docker/run.sh": "echo migrating; exec sleep 3600"},
+        (),
+    )
+    other = bystander(host)
+    argv = host.netns.nsenter_argv(
+        [
+            sys.executable,
+            "-m",
+            "shipyard_doctor",
+            "deploy",
+            "--yes",
+            "--image-map",
+            "shipyard/shipyard=slow/shipyard:latest",
+            "--docker-host",
+            host.dockerd.url,
+            "--config",
+            str(config),
+        ]
+    )
+    env = {"PATH": os.environ["PATH"], "NO_COLOR": "1", "LANG": "C.UTF-8"}
+    seen: list[str] = []
+    with subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                seen.append(line)
+                if "waiting for HTTP GET / on 8000" in line:
+                    break
+            assert set(containers(host)) >= V1_NAMES, "".join(seen)
+            time.sleep(0.5)
+            proc.send_signal(sig)
+            rest = proc.stdout.read()
+            code = proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert code == 130, "".join(seen) + rest
+    assert "deploy interrupted: interrupted while starting shipyard" in rest
+    assert containers(host) == {"bystander": other}
+    assert stack_networks(host) == []
+
+
+# --- asking, repairing, undeploying ---------------------------------------------------
+
+
+def test_no_terminal_and_no_yes_prints_the_plan_and_does_nothing(host, config):
+    run = doctor(host, config, "deploy")
+    assert run.code == 3, run.stdout + run.stderr
+    assert "Shipyard v1: deploy" in run.stdout
+    assert "nothing done: no terminal to confirm on; run again with --yes" in run.stdout
+    assert containers(host) == {}
+
+
+def test_a_half_deployed_legacy_stack_is_repaired_after_confirmation(host, config):
+    # What the old run.sh left: redis running (no labels), the router exited.
+    redis = host.client.containers.run(
+        "shipyard/redis", name="shipyard_redis", detach=True, ports={"6379/tcp": 6379}
+    )
+    router = host.client.containers.run(
+        "shipyard/router", ["true"], name="shipyard_router", detach=True
+    )
+    router.wait(timeout=30)
+    plan = doctor(host, config, "deploy")
+    assert plan.code == 3, plan.stdout + plan.stderr
+    assert "Shipyard v1: repair a partial deployment" in plan.stdout
+    assert (
+        f"remove:   shipyard_redis ( legacy, running, {redis.id[:12]})" in plan.stdout
+    )
+    assert (
+        f"remove:   shipyard_router ( legacy, exited, {router.id[:12]})" in plan.stdout
+    )
+    assert containers(host)["shipyard_redis"] == redis.id
+    run = doctor(host, config, "deploy", "--yes")
+    assert run.code == 0, run.stdout + run.stderr
+    assert set(containers(host)) == V1_NAMES
+    assert all(
+        c.labels.get(LABEL) == "v1" for c in host.client.containers.list(all=True)
+    )
+    assert redis_ping(host.netns) == "+PONG"
+
+
+def test_undeploy_removes_only_the_stack(host, config):
+    assert doctor(host, config, "deploy", "--yes").code == 0
+    other = bystander(host)
+    asked = doctor(host, config, "undeploy")
+    assert asked.code == 3, asked.stdout
+    assert "container shipyard_db (" in asked.stdout
+    assert "volumes shipyard_db_data: kept (--volumes removes them)" in asked.stdout
+    assert set(containers(host)) >= V1_NAMES
+    run = doctor(host, config, "undeploy", "--yes")
+    assert run.code == 0, run.stdout + run.stderr
+    assert containers(host) == {"bystander": other}
+    assert host.client.containers.get("bystander").status == "running"
+    assert stack_networks(host) == []
+    assert stack_volumes(host) == ["shipyard_db_data"]
+    status = doctor(host, config, "status")
+    assert status.code == 1
+    assert "Shipyard v1: not deployed" in status.stdout
+    # Deployed again over the kept volume, with the kept database password.
+    secrets_file = config.parent / "state" / "v1.secrets.json"
+    assert secrets_file.stat().st_mode & 0o777 == 0o600
+    kept = json.loads(secrets_file.read_text())["db_password"]
+    assert doctor(host, config, "deploy", "--yes").code == 0
+    db_env = host.client.containers.get("shipyard_db").attrs["Config"]["Env"]
+    assert f"DB_PASS={kept}" in db_env
+    gone = doctor(host, config, "undeploy", "--yes", "--volumes")
+    assert gone.code == 0
+    assert stack_volumes(host) == []
+    assert containers(host) == {"bystander": other}
+
+
+def test_the_agent_runs_as_a_container_reaching_the_ui_by_name(host, config):
+    # The 2014 agent speaks API 1.9, which this Docker refuses: with the agent
+    # deployed, docker-compat blocks (without it, it does not concern the deploy).
+    refused = doctor(host, config, "deploy", "--yes", "--with-agent")
+    assert refused.code == 1, refused.stdout + refused.stderr
+    assert "x docker-compat: Docker" in refused.stdout
+    run = doctor(host, config, "deploy", "--yes", "--with-agent", "--force")
+    assert run.code == 0, run.stdout + run.stderr
+    assert "blockers (overridden by --force):" in run.stdout
+    agent = host.client.containers.get("shipyard_agent")
+    assert agent.status == "running"
+    assert "agent -url http://shipyard:8000 -docker /docker.sock -register" in (
+        agent.logs().decode()
+    )
+    mounts = {m["Destination"]: m["Source"] for m in agent.attrs["Mounts"]}
+    assert mounts["/docker.sock"] == str(host.dockerd.socket_path)

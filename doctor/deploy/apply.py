@@ -172,11 +172,14 @@ def _wait_ready(
     address, port = _probe_target(daemon, plan, spec, cid)
     while True:
         state = daemon.state(cid)
-        if not state.get("Running"):
+        if not state.get("Running") or state.get("Restarting") or state["RestartCount"]:
+            how = (
+                "exited and was restarted by its restart policy"
+                if state["RestartCount"] or state.get("Restarting")
+                else f"exited with code {state.get('ExitCode')}"
+            )
             raise _NotReady(
-                f"{spec.name} ({spec.image}) exited with code "
-                f"{state.get('ExitCode')} before it was ready",
-                cid,
+                f"{spec.name} ({spec.image}) {how} before it was ready", cid
             )
         if probe.kind == "running" or not address:
             if time.monotonic() - started >= 1.0:
@@ -221,7 +224,7 @@ def _rollback(
                 removed.append(name)
         for volume in volumes:
             with daemon.quiet():
-                daemon.api.remove_volume(volume, force=True)
+                daemon.api.remove_volume(volume)
                 removed.append(f"volume {volume}")
         for net in networks:
             with daemon.quiet():

@@ -142,7 +142,10 @@ class Daemon:
         return ()
 
     def state(self, container: str) -> Mapping[str, Any]:
-        return dict(self.api.inspect_container(container)["State"])
+        """The container's State, plus RestartCount (a crash under a restart
+        policy shows as running again a moment later)."""
+        info = self.api.inspect_container(container)
+        return {**info["State"], "RestartCount": info.get("RestartCount", 0)}
 
     def address(self, container: str, network: str) -> str:
         info = self.api.inspect_container(container)

@@ -25,7 +25,9 @@ class StackSecrets:
     new: bool  # not yet written to path
 
     def values(self) -> tuple[str, ...]:
-        return tuple(v for v in (self.db_password, self.admin_password) if v)
+        """The values to hide in anything shown (the public default is no secret)."""
+        admin = "" if self.admin_is_default else self.admin_password
+        return tuple(v for v in (self.db_password, admin) if v)
 
 
 def load_secrets(
