@@ -31,13 +31,9 @@ REGISTRY = "127.0.0.1:5000"
 def registry_host(tmp_path: Path) -> Iterator[tuple[DockerHost, ManagedProcess]]:
     """A fresh docker host (its images are deleted here) and a registry beside it."""
     with infra_setup():
-        require_tools("busybox", "redis-server", "nsenter")
-        if not Path("/usr/bin/docker-registry").exists():
-            import infra
-
-            raise infra.InfraMissing(
-                "/usr/bin/docker-registry is needed: apt-get install docker-registry"
-            )
+        registry = require_tools(
+            "busybox", "redis-server", "nsenter", "docker-registry"
+        )
         host = DockerHost.start()
     proc: ManagedProcess | None = None
     try:
@@ -48,7 +44,7 @@ def registry_host(tmp_path: Path) -> Iterator[tuple[DockerHost, ManagedProcess]]
             f"http:\n  addr: {REGISTRY}\n"
         )
         proc = host.netns.spawn(
-            ["/usr/bin/docker-registry", "serve", str(conf)],
+            [registry["docker-registry"], "serve", str(conf)],
             log_path=tmp_path / "registry.log",
         )
         wait_listening(proc, 5000, "127.0.0.1")
