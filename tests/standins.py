@@ -55,6 +55,11 @@ WEB: dict[str, tuple[Mapping[str, str], tuple[str, ...]]] = {
         },
         ('ENTRYPOINT ["/agent"]',),
     ),
+    # v2: the data container runs `/bin/bash -l` on a terminal; the server listens.
+    "shipyard/rethinkdb:latest": (
+        {"bin/bash": 'exec sh "$@"'},
+        ('CMD ["httpd", "-f", "-p", "28015", "-h", "/var/www"]',),
+    ),
     "rethinkdb:latest": ({}, ('CMD ["httpd", "-f", "-p", "28015", "-h", "/var/www"]',)),
     "microbox/etcd:latest": (
         {"etcd": "httpd -p 7001 -h /var/www\n" + HTTPD.format(port=4001)},
@@ -81,6 +86,7 @@ V1_IMAGES = (
     "shipyard/db:latest",
     "shipyard/shipyard:latest",
 )
+V2_IMAGES = ("shipyard/rethinkdb:latest", "shipyard/shipyard:latest")
 V3_IMAGES = (
     "rethinkdb:latest",
     "microbox/etcd:latest",

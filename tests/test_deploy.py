@@ -17,7 +17,7 @@ import pytest
 from conftest import infra_setup
 from doctor_cli import DoctorRun, run_doctor
 from infra import DockerHost, Netns
-from standins import V1_IMAGES, V3_IMAGES, build_stack_images
+from standins import V1_IMAGES, V2_IMAGES, V3_IMAGES, build_stack_images
 
 LABEL = "org.shipyard-doctor.stack"
 PASSWORD = "Zq7-very-secret-admin"
@@ -30,7 +30,11 @@ def stack_images(docker_host: DockerHost) -> dict[str, str]:
         infra_tools()
         return build_stack_images(
             docker_host.client,
-            tuple(dict.fromkeys([*V1_IMAGES, *V3_IMAGES, "shipyard/agent:latest"])),
+            tuple(
+                dict.fromkeys(
+                    [*V1_IMAGES, *V2_IMAGES, *V3_IMAGES, "shipyard/agent:latest"]
+                )
+            ),
         )
 
 
@@ -158,15 +162,21 @@ def test_v1_deploys_answers_and_a_second_run_changes_nothing(host, config):
         assert env["DB_ENV_DB_PASS"] not in run.stdout + run.stderr
 
 
-def test_v3_deploys_with_the_ui_on_8080(host, config):
-    run = doctor(host, config, "deploy", "--stack", "v3", "--yes")
+@pytest.mark.parametrize(("stack", "count"), [("v3", 7), ("v2", 3)])
+def test_v3_and_v2_deploy_with_the_ui_on_8080(host, config, stack, count):
+    run = doctor(host, config, "deploy", "--stack", stack, "--yes")
     assert run.code == 0, run.stdout + run.stderr
     assert "Shipyard's 2014 default password" in run.stdout
     assert "warning: the admin password is Shipyard's 2014 default" in run.stdout
     assert http_status(host.netns, 8080) == "200"
-    assert len([n for n in containers(host) if n.startswith("shipyard-")]) == 7
-    again = doctor(host, config, "deploy", "--stack", "v3", "--yes")
+    ids = containers(host)
+    assert len(ids) == count
+    again = doctor(host, config, "deploy", "--stack", stack, "--yes")
     assert "already deployed, nothing to do" in again.stdout, again.stdout
+    assert containers(host) == ids
+    status = doctor(host, config, "status", "--stack", stack)
+    assert status.code == 0, status.stdout
+    assert f"Shipyard {stack}: deployed" in status.stdout
 
 
 # --- refusing, failing, rolling back --------------------------------------------------
@@ -410,3 +420,17 @@ def test_the_agent_runs_as_a_container_reaching_the_ui_by_name(host, config):
     )
     mounts = {m["Destination"]: m["Source"] for m in agent.attrs["Mounts"]}
     assert mounts["/docker.sock"] == str(host.dockerd.socket_path)
+
+
+def test_an_unreachable_docker_is_shown_by_the_preflight(netns, config):
+    run = run_doctor(
+        "deploy",
+        "--yes",
+        "--docker-host",
+        "unix:///nonexistent/docker.sock",
+        netns=netns,
+        config=config,
+    )
+    assert run.code == 1, run.stdout + run.stderr
+    assert "x docker-daemon: " in run.stdout
+    assert "Shipyard v1: deploy" not in run.stdout

@@ -101,3 +101,22 @@ def test_secrets_are_generated_once_kept_0600_and_redacted(tmp_path: Path):
     assert redact(f"pw={given.admin_password}", given.values()) == "pw=********"
     assert "shipyard" not in given.values()
     assert "shipyard" in first.admin_password and first.values() == (first.db_password,)
+
+
+def test_the_schema_1_removal_message_is_one_line_with_the_image_map_route():
+    from shipyard_doctor.deploy.daemon import _pull_error
+
+    # Docker 28.2's own words (moby @v28.2.0 distribution/errors.go), as the pull
+    # stream's "error" field carries them.
+    docker_says = (
+        "Docker Image Format v1 and Docker Image manifest version 2, schema 1 support "
+        "has been removed. Suggest the author of docker.io/shipyard/redis:latest to "
+        "upgrade the image to the OCI Format or Docker Image manifest v2, schema 2. "
+        "More information at https://docs.docker.com/go/deprecated-image-specs/"
+    )
+    line = _pull_error("shipyard/redis:latest", docker_says)
+    assert "\n" not in line
+    assert line.startswith("cannot pull shipyard/redis:latest: this Docker no longer ")
+    assert "--image-map shipyard/redis:latest=REGISTRY/IMAGE:TAG" in line
+    other = _pull_error("x:latest", "manifest unknown\nmore")
+    assert other == "cannot pull x:latest: manifest unknown"
