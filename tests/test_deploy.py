@@ -434,3 +434,62 @@ def test_an_unreachable_docker_is_shown_by_the_preflight(netns, config):
     assert run.code == 1, run.stdout + run.stderr
     assert "x docker-daemon: " in run.stdout
     assert "Shipyard v1: deploy" not in run.stdout
+
+
+def converse(argv: list[str], answer: str, timeout: float = 180) -> tuple[int, str]:
+    """Run argv on a pty (stdin too), answer its [y/N] question, return its output."""
+    import pty
+    import select
+
+    primary, secondary = pty.openpty()
+    env = {"PATH": os.environ["PATH"], "TERM": "dumb", "NO_COLOR": "1"}
+    with subprocess.Popen(
+        argv, stdin=secondary, stdout=secondary, stderr=secondary, env=env
+    ) as proc:
+        os.close(secondary)
+        output = b""
+        answered = False
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([primary], [], [], 0.5)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            try:
+                data = os.read(primary, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            output += data
+            if not answered and b"[y/N]" in output:
+                os.write(primary, answer.encode() + b"\n")
+                answered = True
+        code = proc.wait(timeout=30)
+    os.close(primary)
+    return code, output.decode("utf-8", "replace")
+
+
+def test_on_a_terminal_it_asks_and_no_means_nothing(host, config):
+    argv = host.netns.nsenter_argv(
+        [
+            sys.executable,
+            "-m",
+            "shipyard_doctor",
+            "deploy",
+            "--docker-host",
+            host.dockerd.url,
+            "--config",
+            str(config),
+        ]
+    )
+    code, output = converse(argv, "n")
+    assert code == 3, output
+    assert "deploy Shipyard v1? [y/N]" in output
+    assert "nothing done" in output
+    assert containers(host) == {}
+    code, output = converse(argv, "y")
+    assert code == 0, output
+    assert "Shipyard Stack Deployed" in output
+    assert set(containers(host)) == V1_NAMES
