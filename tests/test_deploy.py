@@ -237,12 +237,15 @@ def test_force_deploys_anyway_and_says_what_it_overrode(host, config, listeners)
 
 
 def test_a_missing_image_for_the_fourth_service_changes_nothing(host, config):
-    host.client.images.remove("shipyard/db:latest", noprune=True)
+    # The fourth service's image is not here (and no registry is reachable). It is
+    # mapped away rather than untagged: untagging would delete the session's
+    # stand-in, which the test host's restore cannot rebuild.
     other = bystander(host)
-    run = doctor(host, config, "deploy", "--yes", timeout=300)
+    missing = "--image-map", "shipyard/db=shipyard/db-gone:latest"
+    run = doctor(host, config, "deploy", "--yes", *missing, timeout=300)
     assert run.code == 1, run.stdout + run.stderr
-    assert "pull:     shipyard/db:latest" in run.stdout
-    assert "deploy failed: cannot pull shipyard/db:latest: " in run.stdout
+    assert "pull:     shipyard/db-gone:latest" in run.stdout
+    assert "deploy failed: cannot pull shipyard/db-gone:latest: " in run.stdout
     assert containers(host) == {"bystander": other}
     assert host.client.containers.get("bystander").status == "running"
     assert stack_networks(host) == []
