@@ -10,6 +10,7 @@ the signals are held off while that happens.
 from __future__ import annotations
 
 import contextlib
+import functools
 import signal
 import threading
 import time
@@ -70,7 +71,7 @@ def apply_plan(plan: DeployPlan, daemon: Daemon, reporter: Reporter) -> Outcome:
         try:
             for image in plan.pulls:
                 reporter.pull_started(image)
-                daemon.pull(image, lambda e, i=image: reporter.pull_event(i, e))
+                daemon.pull(image, functools.partial(reporter.pull_event, image))
                 reporter.pull_finished(image)
             save_secrets(plan.secrets)
             stack_labels = labels.labels(plan.stack.name, plan.deploy_id)
