@@ -361,11 +361,9 @@ def test_a_half_deployed_legacy_stack_is_repaired_after_confirmation(host, confi
     plan = doctor(host, config, "deploy")
     assert plan.code == 3, plan.stdout + plan.stderr
     assert "Shipyard v1: repair a partial deployment" in plan.stdout
+    assert f"remove:   shipyard_redis (legacy, running, {redis.id[:12]})" in plan.stdout
     assert (
-        f"remove:   shipyard_redis ( legacy, running, {redis.id[:12]})" in plan.stdout
-    )
-    assert (
-        f"remove:   shipyard_router ( legacy, exited, {router.id[:12]})" in plan.stdout
+        f"remove:   shipyard_router (legacy, exited, {router.id[:12]})" in plan.stdout
     )
     assert containers(host)["shipyard_redis"] == redis.id
     run = doctor(host, config, "deploy", "--yes")
@@ -375,6 +373,38 @@ def test_a_half_deployed_legacy_stack_is_repaired_after_confirmation(host, confi
         c.labels.get(LABEL) == "v1" for c in host.client.containers.list(all=True)
     )
     assert redis_ping(host.netns) == "+PONG"
+
+
+def test_a_whole_legacy_deployment_is_recognised_and_left_alone(host, config):
+    # The story's `shipyard/deploy setup`: five containers, no labels, linked.
+    ports = {
+        "shipyard_redis": {"6379/tcp": 6379},
+        "shipyard_router": {"80/tcp": None},
+        "shipyard_lb": {"80/tcp": 80},
+        "shipyard_db": {"5432/tcp": None},
+        "shipyard": {"8000/tcp": 8000},
+    }
+    images = {
+        "shipyard": "shipyard/shipyard",
+        **{n: n.replace("_", "/") for n in ports if n != "shipyard"},
+    }
+    for name, published in ports.items():
+        kw = {"entrypoint": ["/app/.docker/run.sh"]} if name == "shipyard" else {}
+        host.client.containers.run(
+            images[name], name=name, detach=True, ports=published, **kw
+        )
+    ids = containers(host)
+    run = doctor(host, config, "deploy", "--yes")
+    assert run.code == 0, run.stdout + run.stderr
+    assert "already deployed (by another tool, no labels), nothing to do" in run.stdout
+    assert containers(host) == ids
+    status = doctor(host, config, "status")
+    assert "Shipyard v1: deployed" in status.stdout
+    assert status.stdout.count("(legacy, no labels)") == 5
+    other = bystander(host)
+    gone = doctor(host, config, "undeploy", "--yes")
+    assert gone.code == 0, gone.stdout + gone.stderr
+    assert containers(host) == {"bystander": other}
 
 
 def test_undeploy_removes_only_the_stack(host, config):

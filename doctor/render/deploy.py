@@ -91,9 +91,9 @@ def render_plan(plan: DeployPlan, out: TextIO) -> None:
     for found in plan.keep:
         print(f"  keep:     {found.name} (running, {found.id[:12]})", file=out)
     for found in plan.replace:
-        legacy = " legacy," if "org.shipyard-doctor.stack" not in found.labels else ""
+        legacy = "legacy, " if "org.shipyard-doctor.stack" not in found.labels else ""
         print(
-            f"  remove:   {found.name} ({legacy} {found.state}, {found.id[:12]}) "
+            f"  remove:   {found.name} ({legacy}{found.state}, {found.id[:12]}) "
             "before creating it again; not put back if the deploy fails",
             file=out,
         )
