@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from shipyard_doctor import __version__
+from shipyard_doctor.cli_deploy import add_deploy_parsers
 from shipyard_doctor.completion import add_completion_command
 from shipyard_doctor.context import Environment
 from shipyard_doctor.errors import DoctorError, Interrupted
@@ -25,10 +26,13 @@ from shipyard_doctor.options import (
     CommandOptions,
     CompletionOptions,
     ConfigOptions,
+    DeployCommandOptions,
     FixCommandOptions,
     FixingOptions,
     ListOptions,
     ReportCommandOptions,
+    StatusCommandOptions,
+    UndeployCommandOptions,
     UndoOptions,
 )
 from shipyard_doctor.outcome import CommandOutcome, exit_code
@@ -208,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     from shipyard_doctor.report.command import add_parser as add_report_parser
 
     add_report_parser(commands, [common])
+    add_deploy_parsers(commands, common)  # deploy, status, undeploy (cli_deploy.py)
     return parser
 
 
@@ -232,10 +237,14 @@ def add_fix_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def to_options(args: argparse.Namespace, argv: Sequence[str]) -> CommandOptions:
+def to_options(
+    args: argparse.Namespace, argv: Sequence[str], env: Environment
+) -> CommandOptions:
     """The parsed command line as the typed options of its command."""
     if args.command == "completion":
         return CompletionOptions(args.shell)
+    if args.command in ("deploy", "status", "undeploy"):
+        return _deploy_options(args, env)
     if args.command == "report":
         from shipyard_doctor.report.command import options_from_args
 
@@ -268,6 +277,19 @@ def to_options(args: argparse.Namespace, argv: Sequence[str]) -> CommandOptions:
     )
 
 
+def _deploy_options(
+    args: argparse.Namespace, env: Environment
+) -> DeployCommandOptions | StatusCommandOptions | UndeployCommandOptions:
+    from shipyard_doctor import cli_deploy
+
+    config = _config_options(args)
+    if args.command == "deploy":
+        return DeployCommandOptions(config, cli_deploy.deploy_options(args, env))
+    if args.command == "status":
+        return StatusCommandOptions(config, cli_deploy.status_options(args))
+    return UndeployCommandOptions(config, cli_deploy.undeploy_options(args, env))
+
+
 def _config_options(args: argparse.Namespace) -> ConfigOptions:
     return ConfigOptions(
         path=args.config,
@@ -291,7 +313,7 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
     debug = bool(getattr(args, "debug", False))
     try:
         with _sigterm_interrupts():
-            return exit_code(run(to_options(args, argv), env))
+            return exit_code(run(to_options(args, argv, env), env))
     except DoctorError as exc:
         print(f"shipyard-doctor: error: {exc}", file=env.stderr)
         return exit_code(exc)
@@ -320,13 +342,19 @@ def run(options: CommandOptions, env: Environment) -> CommandOutcome:
 
         env.stdout.write(completion_script(build_parser(), options.shell))
         return CommandOutcome()
-    if isinstance(options, ReportCommandOptions):
+    if isinstance(options, DeployCommandOptions):
+        from shipyard_doctor.commands.deploy import deploy_command as command
+    elif isinstance(options, StatusCommandOptions):
+        from shipyard_doctor.commands.deploy import status_command as command
+    elif isinstance(options, UndeployCommandOptions):
+        from shipyard_doctor.commands.deploy import undeploy_command as command
+    elif isinstance(options, ReportCommandOptions):
         from shipyard_doctor.options import effective_config
         from shipyard_doctor.report.command import run_report
 
         config = effective_config(options.config, env.environ)
         return run_report(options.report, config, env)
-    if isinstance(options, ListOptions):
+    elif isinstance(options, ListOptions):
         from shipyard_doctor.commands.listing import list_command as command
     elif isinstance(options, UndoOptions):
         from shipyard_doctor.commands.undo import undo_command as command

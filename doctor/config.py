@@ -46,6 +46,10 @@ class AgentConfig:
 class StackConfig:
     name: str = "v1"
     ports: Mapping[str, int] = field(default_factory=dict)
+    # deploy: the stack's image -> the image to use instead (mirror, rebuilt image)
+    images: Mapping[str, str] = field(default_factory=dict)
+    # deploy: where the stack's generated secrets are kept (files mode 0600)
+    state_dir: str = "/var/lib/shipyard-doctor/stacks"
 
 
 @dataclass(frozen=True)
@@ -217,6 +221,24 @@ def _docker_url(value: Any) -> str:
     return text
 
 
+# An image reference: [registry[:port]/]path[:tag][@digest], lower-case path.
+IMAGE_REF = re.compile(
+    r"^(?:[a-zA-Z0-9.-]+(?::\d+)?/)?[a-z0-9]+(?:[._/-][a-z0-9]+)*"
+    r"(?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
+)
+
+
+def _image_map(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ValueError('must be a table, e.g. "shipyard/redis" = "mirror/redis:2014"')
+    for ref in (*value, *value.values()):
+        if not IMAGE_REF.match(ref):
+            raise ValueError(f"has {ref!r}, which is not an image reference")
+    return dict(value)
+
+
 Validator = Callable[[Any], Any]
 SCHEMA: dict[str, dict[str, Validator]] = {
     "docker": {
@@ -230,7 +252,13 @@ SCHEMA: dict[str, dict[str, Validator]] = {
     },
     "agent": {"binary": _path, "lib_dir": _path},
     "fix": {"journal_dir": _path},
-    "stack": {"name": _string, "ports": dict},  # ports is checked against the stack
+    # ports is checked against the stack
+    "stack": {
+        "name": _string,
+        "ports": dict,
+        "images": _image_map,
+        "state_dir": _path,
+    },
     "checks": {"timeout": _seconds, "skip": _id_list, "ignore": _id_list},
     "host": {
         "bin_dirs": _dir_list,

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from shipyard_doctor.deploy.options import DeployOptions, StatusOptions, UndeployOptions
 from shipyard_doctor.report.options import ReportOptions
 
 if TYPE_CHECKING:
@@ -84,6 +85,24 @@ class CompletionOptions:
 
 
 @dataclass(frozen=True)
+class DeployCommandOptions:
+    config: ConfigOptions
+    deploy: DeployOptions  # doctor/deploy/options.py; its stack comes from config
+
+
+@dataclass(frozen=True)
+class StatusCommandOptions:
+    config: ConfigOptions
+    status: StatusOptions
+
+
+@dataclass(frozen=True)
+class UndeployCommandOptions:
+    config: ConfigOptions
+    undeploy: UndeployOptions
+
+
+@dataclass(frozen=True)
 class ReportCommandOptions:
     config: ConfigOptions
     report: ReportOptions  # doctor/report/options.py
@@ -96,6 +115,9 @@ CommandOptions = (
     | ListOptions
     | CompletionOptions
     | ReportCommandOptions
+    | DeployCommandOptions
+    | StatusCommandOptions
+    | UndeployCommandOptions
 )
 
 
@@ -116,8 +138,9 @@ def effective_config(options: ConfigOptions, environ: Mapping[str, str]) -> Conf
     parse_endpoint(config.docker.host)
     if options.stack and options.stack != config.stack.name:
         load_stack(options.stack)
-        # [stack.ports] names the file's stack's services: not this other stack's.
-        stack = replace(config.stack, name=options.stack, ports={})
+        # [stack.ports] and [stack.images] name the file's stack's services: not
+        # this other stack's.
+        stack = replace(config.stack, name=options.stack, ports={}, images={})
         config = replace(config, stack=stack)
     if options.timeout:
         config = replace(config, checks=replace(config.checks, timeout=options.timeout))

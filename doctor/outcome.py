@@ -28,6 +28,7 @@ class CommandOutcome:
     usage: bool = False  # no command given: help was shown
     declined: bool = False  # the user said no (or could not be asked): nothing done
     failed: bool = False  # the command itself failed (deploy): said why already
+    interrupted: bool = False  # stopped by a signal, and cleaned up after itself
 
 
 def exit_code(outcome: CommandOutcome | BaseException) -> ExitCode:
@@ -47,6 +48,8 @@ def exit_code(outcome: CommandOutcome | BaseException) -> ExitCode:
         return ExitCode.INTERNAL
     if outcome.usage:
         return ExitCode.USAGE
+    if outcome.interrupted:
+        return ExitCode.INTERRUPTED
     if outcome.failed:
         return ExitCode.PROBLEMS
     if outcome.declined:

@@ -116,6 +116,7 @@ TOOL_PACKAGES: dict[str, str] = {
     "iptables": "iptables",
     "busybox": "busybox-static",
     "redis-server": "redis-server",
+    "docker-registry": "docker-registry",
     "gcc": "gcc",
 }
 

@@ -1,0 +1,33 @@
+"""What the user asked for, as typed, frozen options (made by the CLI from flags)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    stack: str
+    dry_run: bool = False
+    yes: bool = False
+    image_map: tuple[tuple[str, str], ...] = ()  # --image-map FROM=TO, in order
+    pull: bool = False
+    admin_password: str | None = field(default=None, repr=False)
+    with_agent: bool = False
+    force: bool = False
+    can_ask: bool = False  # a terminal to confirm on
+    rich: bool = False  # a terminal to draw progress on
+
+
+@dataclass(frozen=True)
+class StatusOptions:
+    stack: str
+    json: bool = False
+
+
+@dataclass(frozen=True)
+class UndeployOptions:
+    stack: str
+    volumes: bool = False
+    yes: bool = False
+    can_ask: bool = False
