@@ -5,17 +5,11 @@ that does not exist, as root and as user nobody."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from doctor_cli import run_doctor
 
-# How Docker is started here, until the service-manager knowledge (host/manager.py)
-# says more: systemd when it is the init system (sd_booted), else SysV service.
-START = (
-    "systemctl start docker"
-    if Path("/run/systemd/system").is_dir()
-    else "service docker start"
-)
+# How Docker is started is host/manager.py's business (tests/test_manager.py and the
+# systemd machine's tests pin it per manager); here only who types it matters.
 
 
 def missing_socket() -> str:
@@ -40,10 +34,11 @@ def start_hint(**kw) -> str:
 
 
 def test_root_is_not_told_to_use_sudo(netns):
-    assert start_hint(netns=netns) == f"start Docker: {START}"
+    hint = start_hint(netns=netns)
+    assert hint.startswith("start Docker: ") and "sudo" not in hint, hint
 
 
 def test_an_unprivileged_user_is_told_to_use_sudo(netns, unprivileged_venv):
     python = str(unprivileged_venv / "bin" / "python")
     hint = start_hint(netns=netns, python=python, as_nobody=True)
-    assert hint == f"start Docker: sudo {START}"
+    assert hint.startswith("start Docker: sudo "), hint

@@ -82,11 +82,11 @@ def interfaces(host: Host, context: CollectContext) -> Found:
                 "gateway": str(r.gateway) if r.gateway else None,
                 "metric": r.metric,
             }
-            for r in routes(host, _proc(host))
+            for r in routes(host)
         ]
     except OSError as exc:
         table = []
-        found.cannot_read("/proc/net/route", exc.strerror or str(exc))
+        found.cannot_read(str(host.proc / "net" / "route"), exc.strerror or str(exc))
     found.summary = f"{len(rows)} interfaces, {len(table)} IPv4 routes"
     found.data = {"interfaces": rows, "routes": table}
     lines = [
@@ -104,12 +104,6 @@ def interfaces(host: Host, context: CollectContext) -> Found:
     ]
     found.text = "\n".join(lines)
     return found
-
-
-def _proc(host: Host) -> Any:
-    from pathlib import Path
-
-    return Path(host.config.host.proc_dir)
 
 
 def dhcp(host: Host, context: CollectContext) -> Found:
