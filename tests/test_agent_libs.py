@@ -192,7 +192,10 @@ def test_upstream_soname_on_debian_finds_debian_name(require_infra, tmp_path):
     )
 
 
-def test_no_agent_is_skipped_and_static_or_script_agents_need_nothing(tmp_path):
+def test_no_agent_is_skipped_and_static_or_script_agents_need_nothing(
+    tmp_path, require_infra
+):
+    require_infra("busybox")  # busybox-static: no dynamic section at all
     if os.path.exists("/opt/shipyard/bin/shipyard-agent"):
         pytest.skip("this machine has a shipyard-agent in /opt/shipyard/bin")
     doc = run_doctor("check", "--json", "--only", "agent-libs")
@@ -200,18 +203,18 @@ def test_no_agent_is_skipped_and_static_or_script_agents_need_nothing(tmp_path):
     assert check["status"] == "skipped"
     assert check["summary"].startswith("no shipyard-agent binary (not on $PATH")
 
-    busybox = shutil.which("busybox")  # busybox-static: no dynamic section at all
-    if busybox:
-        doc = run_doctor(
-            "check",
-            "--json",
-            "--only",
-            "agent-libs",
-            config=_config(tmp_path, Path(busybox), []),
-        )
-        assert doc.check("agent-libs")["summary"] == (
-            "busybox is statically linked: it needs no shared libraries"
-        )
+    busybox = shutil.which("busybox")
+    assert busybox is not None
+    doc = run_doctor(
+        "check",
+        "--json",
+        "--only",
+        "agent-libs",
+        config=_config(tmp_path, Path(busybox), []),
+    )
+    assert doc.check("agent-libs")["summary"] == (
+        "busybox is statically linked: it needs no shared libraries"
+    )
     script = tmp_path / "shipyard-agent"
     script.write_text("#!/bin/sh\nexec docker run shipyard/agent\n")
     doc = run_doctor(
