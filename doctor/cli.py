@@ -213,27 +213,35 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
 
 
 def _positive_float(text: str) -> float:
+    from shipyard_doctor.validate import seconds, shown
+
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0: {text!r}")
-    return value
+        return seconds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}, got {shown(text)}") from None
 
 
 def load_effective_config(args: argparse.Namespace, env: Environment) -> Config:
     from shipyard_doctor.config import load_config
     from shipyard_doctor.host.dockerapi import parse_endpoint
     from shipyard_doctor.stacks import load_stack
+    from shipyard_doctor.validate import docker_url, shown
 
     config = load_config(args.config, env.environ)
-    if args.docker_host:
-        parse_endpoint(args.docker_host)  # a bad URL is a usage error, now
+    if args.docker_host is not None:
+        try:
+            docker_url(args.docker_host)  # a bad URL is a usage error, now
+        except ValueError as exc:
+            raise UsageError(f"--docker-host {shown(args.docker_host)} {exc}") from None
         docker = replace(
             config.docker, host=args.docker_host, host_origin="--docker-host"
         )
         config = replace(config, docker=docker)
+    try:
+        docker_url(config.docker.host)  # $DOCKER_HOST is checked here
+    except ValueError as exc:
+        origin = config.docker.host_origin
+        raise UsageError(f"{origin} {shown(config.docker.host)} {exc}") from None
     parse_endpoint(config.docker.host)
     if getattr(args, "stack", None) and args.stack != config.stack.name:
         load_stack(args.stack)
@@ -245,13 +253,17 @@ def load_effective_config(args: argparse.Namespace, env: Environment) -> Config:
 
 
 def _ids(values: Sequence[str], known: Sequence[str], flag: str) -> list[str]:
-    ids = [
-        part.strip() for value in values for part in value.split(",") if part.strip()
-    ]
+    from shipyard_doctor.validate import check_ids, shown
+
+    try:
+        ids = check_ids(values, flag)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     for check_id in ids:
         if check_id not in known:
             raise UsageError(
-                f"unknown check id {check_id!r} in {flag} (known: {', '.join(known)})"
+                f"unknown check id {shown(check_id)} in {flag} "
+                f"(known: {', '.join(known)})"
             )
     return ids
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from shipyard_doctor.context import Environment
 from shipyard_doctor.errors import ExitCode, UsageError
+from shipyard_doctor.validate import shown
 
 if TYPE_CHECKING:
     from shipyard_doctor.config import Config
@@ -113,7 +114,7 @@ def fix_command(args: argparse.Namespace, env: Environment) -> int:
     registry = discover()
     if args.fix_id not in registry.fixes:
         known = ", ".join(sorted(registry.fixes)) or "none installed"
-        raise UsageError(f"unknown fix id {args.fix_id!r} (known: {known})")
+        raise UsageError(f"unknown fix id {shown(args.fix_id)} (known: {known})")
     plugin = registry.fixes[args.fix_id]
     config = load_effective_config(args, env)
     host = Host(config, env.environ)

@@ -14,6 +14,7 @@ from functools import cache
 from importlib import resources
 
 from shipyard_doctor.errors import ConfigError
+from shipyard_doctor.validate import shown
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ def available_stacks() -> tuple[str, ...]:
 def load_stack(name: str) -> Stack:
     if name not in available_stacks():
         raise ConfigError(
-            f"unknown stack {name!r} (known: {', '.join(available_stacks())})"
+            f"unknown stack {shown(name)} (known: {', '.join(available_stacks())})"
         )
     text = (resources.files("shipyard_doctor") / "stacks" / f"{name}.toml").read_text()
     raw = tomllib.loads(text)

@@ -137,11 +137,11 @@ def test_third_party_fix_is_listed_and_offered(plugin_path, tmp_path):
         done.stdout
     )
     assert "-bad\n" in done.stdout and "+good\n" in done.stdout  # the full diff
-    assert "not-applied — not applied: no terminal to ask; use --yes" in done.stdout
+    assert "not-applied -- not applied: no terminal to ask; use --yes" in done.stdout
     assert marker.read_text() == "bad\n"
     dry = doctor_in(env, "fix", "example-marker", "--dry-run", "--config", str(config))
     assert dry.returncode == 1 and marker.read_text() == "bad\n"
-    assert "planned — dry run" in dry.stdout
+    assert "planned -- dry run" in dry.stdout
 
 
 def test_third_party_fix_applies_verifies_and_undoes(plugin_path, tmp_path):

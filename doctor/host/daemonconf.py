@@ -15,10 +15,10 @@ import ipaddress
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from shipyard_doctor.host import files
 from shipyard_doctor.host.dockerapi import DockerProbe, parse_endpoint, probe
 from shipyard_doctor.host.gateway import in_own_netns
 from shipyard_doctor.host.systemd import command_argv, docker_units, unit_environment
@@ -105,7 +105,7 @@ def read_json_object(path: str) -> dict[str, Any]:
     """A JSON object from a file; {} when it is absent, unreadable or not an object
     (for files whose absence just means defaults: the docker CLI's config, ...)."""
     try:
-        value = json.loads(Path(path).read_text())
+        value = json.loads(files.read_text(path))
     except (OSError, ValueError):
         return {}
     return value if isinstance(value, dict) else {}
@@ -131,7 +131,7 @@ class DaemonJson:
 
 def read_daemon_json(path: str) -> DaemonJson:
     try:
-        text = Path(path).read_text()
+        text = files.read_text(path, errors="replace")  # bad bytes: invalid JSON
     except FileNotFoundError:
         return DaemonJson(path, False)
     except OSError as exc:
