@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from shipyard_doctor.host import files
 from shipyard_doctor.host.dockerapi import DockerProbe, parse_endpoint, probe
 from shipyard_doctor.host.gateway import in_own_netns
+from shipyard_doctor.host.sockets import socket_owners
 from shipyard_doctor.host.systemd import command_argv, docker_units, unit_environment
 
 if TYPE_CHECKING:
@@ -369,6 +370,10 @@ def tcp_probe(host: Host) -> DockerProbe:
 def api_listeners(host: Host) -> list[tuple[Listener, ProcessInfo]]:
     """TCP sockets listening for the Docker API here: held by dockerd itself, or by
     systemd (pid 1) for a socket unit that activates docker.service."""
+    return host.memo("daemonconf.api_listeners", lambda: _api_listeners(host))
+
+
+def _api_listeners(host: Host) -> list[tuple[Listener, ProcessInfo]]:
     unit = unit_setup(host)
     socket_ports = {
         parse_listen_stream(spec)[1]
@@ -376,10 +381,13 @@ def api_listeners(host: Host) -> list[tuple[Listener, ProcessInfo]]:
         for spec in sock.values("Socket", "ListenStream")
     }
     listeners = host.tcp_listeners()
-    owners = host.socket_owners(item.inode for item in listeners)
+    pids = socket_owners(item.inode for item in listeners)
+    # One process lookup per owner, not per socket: a busy host has thousands of
+    # listeners held by a handful of processes (15,000 sockets took over 5 s).
+    processes = {pid: host.process(pid) for pid in set(pids.values())}
     found = []
     for item in listeners:
-        owner = owners.get(item.inode)
+        owner = processes.get(pids.get(item.inode, -1))
         if owner is None:
             continue
         if owner.name in ("dockerd", "docker") or (
