@@ -145,8 +145,13 @@ def test_bad_flags_are_one_line_exit_2(argv, names):
     assert_usage_error(*run_cli(["check", *argv]), names)
 
 
-def test_bad_fix_id_is_cut_short():
+def test_bad_fix_id_is_cut_short(tmp_path):
     assert_usage_error(*run_cli(["fix", LONG]), "unknown fix id 'xxxx")
+    config = tmp_path / "config.toml"
+    config.write_text(f'[fix]\njournal_dir = "{tmp_path}/journal"\n')
+    code, out, err = run_cli(["undo", LONG, "--config", str(config)])
+    assert code == 1 and out == "", err
+    assert err.startswith("shipyard-doctor: error: no fix run 'xxxx") and len(err) < 200
 
 
 def test_bad_docker_host_in_the_environment_names_it():

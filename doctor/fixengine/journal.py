@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard_doctor.errors import DoctorError, ExitCode
+from shipyard_doctor.validate import shown
 
 
 class JournalError(DoctorError):
@@ -210,7 +211,7 @@ class Journal:
                 named = [r for r in candidates if r["run"] == run_id]
                 if not named:
                     known = ", ".join(r["run"] for r in candidates) or "none"
-                    raise JournalError(f"no fix run {run_id!r} (runs: {known})")
+                    raise JournalError(f"no fix run {shown(run_id)} (runs: {known})")
                 manifest = named[0]
                 if manifest.get("undone"):
                     raise JournalError(f"fix run {run_id} was already undone")
