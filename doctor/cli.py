@@ -268,6 +268,15 @@ def _ids(values: Sequence[str], known: Sequence[str], flag: str) -> list[str]:
     return ids
 
 
+def _interfaces(names: Sequence[str]) -> tuple[str, ...]:
+    from shipyard_doctor.validate import interface_name
+
+    try:
+        return tuple(interface_name(name) for name in names)
+    except ValueError as exc:
+        raise UsageError(f"--probe-dhcp {exc}") from None
+
+
 def _check(args: argparse.Namespace, env: Environment) -> int:
     from shipyard_doctor.host.gateway import Host
     from shipyard_doctor.model import Report
@@ -295,7 +304,7 @@ def _check(args: argparse.Namespace, env: Environment) -> int:
         skipped=skip,
         ignored=frozenset(ignore),
     )
-    host = Host(config, env.environ, probe_dhcp=tuple(args.probe_dhcp))
+    host = Host(config, env.environ, probe_dhcp=_interfaces(args.probe_dhcp))
     runs = _run(registry, selection, host, config.checks.timeout, args, env)
     report = Report(__version__, host.summary(), tuple(runs))
     fixing = args.fix or args.yes or args.dry_run

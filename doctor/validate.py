@@ -140,6 +140,21 @@ def path(value: Any) -> str:
     return value
 
 
+def interface_name(value: str) -> str:
+    """A Linux interface name: 1-15 characters, no "/", ":" or whitespace."""
+    if (
+        not value
+        or len(value) > 15
+        or value in (".", "..")
+        or any(c in "/:" or c.isspace() or not c.isprintable() for c in value)
+    ):
+        raise ValueError(
+            f"{shown(value)} is not an interface name (1-15 characters, no '/', ':' "
+            "or spaces; see `ip link`)"
+        )
+    return value
+
+
 def check_ids(values: Iterable[str], flag: str) -> list[str]:
     """The ids in comma-separated *values*; each value must name at least one."""
     ids: list[str] = []

@@ -139,6 +139,9 @@ def test_config_that_is_not_a_file(tmp_path):
         (["--ignore", ""], "--ignore"),
         (["--only", LONG], "unknown check id 'xxxx"),
         (["--stack", LONG], "unknown stack 'xxxx"),
+        (["--probe-dhcp", ""], "--probe-dhcp '' is not an interface name"),
+        (["--probe-dhcp", "a/b"], "--probe-dhcp 'a/b'"),
+        (["--probe-dhcp", LONG], "--probe-dhcp 'xxxx"),
     ],
 )
 def test_bad_flags_are_one_line_exit_2(argv, names):
