@@ -320,3 +320,23 @@ def test_console_script_handles_ctrl_c_too():
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and err == "shipyard-doctor: interrupted\n", err
     assert out == ""
+
+
+def test_importing_the_package_leaves_ctrl_c_alone():
+    # Only the program (python -m shipyard_doctor, the console script) ends itself
+    # on an early Ctrl-C; pytest (`python -m pytest`: argv[0] is its __main__.py)
+    # or any other importer keeps KeyboardInterrupt, so its cleanup still runs.
+    import shipyard_doctor
+
+    assert signal.getsignal(signal.SIGINT) is not (
+        shipyard_doctor._interrupted_while_starting
+    )
+    code = (
+        "import sys; sys.argv = ['/usr/lib/python3/dist-packages/pytest/__main__.py']\n"
+        "import signal, shipyard_doctor\n"
+        "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "True"
