@@ -210,6 +210,8 @@ def test_bounded_reads_of_endless_and_blocking_files(tmp_path):
         f.write(b"\nlast line\n")
     data, cut = files.read_tail(log, 64 * 1024)
     assert cut is True and len(data) == 64 * 1024 and data.endswith(b"last line\n")
+    head = files.read_head(log, 4096)
+    assert head == b"\0" * 4096  # the start of the 3 GiB file, and only that
     small = tmp_path / "small"
     small.write_bytes(b"x" * 100)
     assert files.read_bytes(small, limit=100) == b"x" * 100

@@ -68,6 +68,15 @@ def read_text(
     return read_bytes(path, limit).decode("utf-8", errors)
 
 
+def read_head(path: str | os.PathLike[str], limit: int) -> bytes:
+    """At most the first *limit* bytes (a lease file is read for its first leases)."""
+    fd, _ = _open(os.fspath(path))
+    try:
+        return _read_upto(fd, limit)
+    finally:
+        os.close(fd)
+
+
 def read_tail(path: str | os.PathLike[str], limit: int) -> tuple[bytes, bool]:
     """At most the last *limit* bytes, and whether the file was longer (its first
     line read is then probably cut). A character device is read from its start."""
