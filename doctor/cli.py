@@ -243,10 +243,11 @@ def load_effective_config(args: argparse.Namespace, env: Environment) -> Config:
         origin = config.docker.host_origin
         raise UsageError(f"{origin} {shown(config.docker.host)} {exc}") from None
     parse_endpoint(config.docker.host)
-    if getattr(args, "stack", None) and args.stack != config.stack.name:
-        load_stack(args.stack)
+    stack = getattr(args, "stack", None)
+    if stack is not None and stack != config.stack.name:
+        load_stack(stack)  # "" or an unknown name: a usage error naming the stacks
         # [stack.ports] names the file's stack's services: not this other stack's.
-        config = replace(config, stack=replace(config.stack, name=args.stack, ports={}))
+        config = replace(config, stack=replace(config.stack, name=stack, ports={}))
     if getattr(args, "timeout", None):
         config = replace(config, checks=replace(config.checks, timeout=args.timeout))
     return config

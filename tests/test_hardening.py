@@ -139,6 +139,7 @@ def test_config_that_is_not_a_file(tmp_path):
         (["--ignore", ""], "--ignore"),
         (["--only", LONG], "unknown check id 'xxxx"),
         (["--stack", LONG], "unknown stack 'xxxx"),
+        (["--stack", ""], "unknown stack ''"),
         (["--probe-dhcp", ""], "--probe-dhcp '' is not an interface name"),
         (["--probe-dhcp", "a/b"], "--probe-dhcp 'a/b'"),
         (["--probe-dhcp", LONG], "--probe-dhcp 'xxxx"),

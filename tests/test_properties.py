@@ -261,3 +261,18 @@ def test_id_flags(only: list[str], skip: list[str], ignore: list[str]):
         assert code in (0, 1), err  # a valid selection runs
     else:
         assert code == 2, out
+
+
+# --- --stack ---------------------------------------------------------------------
+
+
+@settings(SETTINGS, max_examples=60)
+@given(name=st.one_of(st.sampled_from(["v1", "v2", "v3", "V1", "v1 ", ""]), st.text()))
+def test_stack_flag(name: str):
+    code, out, err = run_cli(["check", f"--stack={name}", "--only", "zz-none"])
+    assert_well_behaved(code, out, err)
+    assert code == 2
+    if name in ("v1", "v2", "v3"):
+        assert "unknown check id 'zz-none'" in err, err
+    else:
+        assert "unknown stack" in err, err
