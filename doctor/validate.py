@@ -12,7 +12,6 @@ import math
 import re
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit
 
 #: The longest timeout accepted: far past anything a check or a Docker call needs,
 #: and far below the values (1e308) that overflow the clocks they are added to.
@@ -97,6 +96,8 @@ def tcp_address(value: Any) -> str:
 
 def docker_url(value: Any) -> str:
     """A Docker endpoint: unix:///absolute/path, or tcp|http|https://HOST[:PORT]."""
+    from urllib.parse import urlsplit  # only here: validate is imported for --help
+
     usage = "must be a URL such as unix:///path/to/docker.sock or tcp://HOST:PORT"
     if not isinstance(value, str) or not value:
         raise ValueError(usage)
