@@ -1,5 +1,40 @@
+"""``python -m shipyard_doctor`` and the ``shipyard-doctor`` console script."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
 import sys
+from typing import NoReturn
 
-from shipyard_doctor.cli import main
 
-sys.exit(main())
+def run() -> None:
+    """Run the CLI as a process: ASCII on pipes, and a Ctrl-C at any moment (even
+    while the first modules are still importing) ends it with 130 and one line,
+    never a traceback."""
+    try:
+        from shipyard_doctor.plainout import ascii_unless_terminal
+
+        ascii_unless_terminal(sys.stdout, sys.stderr)
+        from shipyard_doctor.cli import main
+
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # see __init__.py
+        code = main()
+    except KeyboardInterrupt:
+        _interrupted()
+    sys.exit(code)
+
+
+def _interrupted() -> NoReturn:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C just ends it
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+    with contextlib.suppress(OSError, ValueError):
+        print("shipyard-doctor: interrupted", file=sys.stderr, flush=True)
+    # No interpreter shutdown: it would wait for check threads still running.
+    os._exit(130)
+
+
+if __name__ == "__main__":
+    run()

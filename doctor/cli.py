@@ -385,10 +385,9 @@ def _sigterm_interrupts() -> Iterator[None]:
 
 
 def _positive_float(text: str) -> float:
+    from shipyard_doctor.validate import seconds, shown
+
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0: {text!r}")
-    return value
+        return seconds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}, got {shown(text)}") from None

@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from shipyard_doctor import validate
 from shipyard_doctor.errors import ConfigError
 from shipyard_doctor.stacks import load_stack
 
 DEFAULT_PATH = Path("/etc/shipyard-doctor/config.toml")
 ENV_VAR = "SHIPYARD_DOCTOR_CONFIG"
 DEFAULT_DOCKER_SOCKET = "unix:///var/run/docker.sock"
+#: A config file is a few hundred bytes; anything past this is not one.
+MAX_CONFIG_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -153,9 +157,9 @@ def _string(value: Any) -> str:
 
 
 def _seconds(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+    if isinstance(value, str):  # TOML has numbers: "5" is a type error here
         raise ValueError("must be a positive number of seconds")
-    return float(value)
+    return validate.seconds(value)
 
 
 def _id_list(value: Any) -> tuple[str, ...]:
@@ -166,16 +170,13 @@ def _id_list(value: Any) -> tuple[str, ...]:
 
 def _dir_list(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(
-        isinstance(v, str) and v.startswith("/") for v in value
+        isinstance(v, str) and v.startswith("/") and "\x00" not in v for v in value
     ):
         raise ValueError('must be a list of absolute paths, e.g. ["/opt/bin"]')
     return tuple(value)
 
 
-def _port(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-        raise ValueError("must be a port number from 1 to 65535")
-    return value
+_port = validate.port
 
 
 def _api_version(value: Any) -> str:
@@ -184,10 +185,7 @@ def _api_version(value: Any) -> str:
     return value
 
 
-def _path(value: Any) -> str:
-    if not isinstance(value, str) or (value and not value.startswith("/")):
-        raise ValueError("must be an absolute path")
-    return value
+_path = validate.path
 
 
 def _root(value: Any) -> str:
@@ -208,17 +206,14 @@ def _line_count(value: Any) -> int:
     return value
 
 
-def _tcp_address(value: Any) -> str:
-    if not isinstance(value, str) or not re.fullmatch(r"\[?[\w.:-]+\]?:\d{1,5}", value):
-        raise ValueError('must be HOST:PORT, e.g. "127.0.0.1:4243"')
+_tcp_address = validate.tcp_address
+_docker_url = validate.docker_url
+
+
+def _table(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError("must be a table, e.g. [stack.ports] with shipyard = 8001")
     return value
-
-
-def _docker_url(value: Any) -> str:
-    text = _string(value)
-    if not re.match(r"^(unix|tcp|http|https)://", text):
-        raise ValueError('must be a URL such as "unix:///var/run/docker.sock"')
-    return text
 
 
 # An image reference: [registry[:port]/]path[:tag][@digest], lower-case path.
@@ -255,7 +250,7 @@ SCHEMA: dict[str, dict[str, Validator]] = {
     # ports is checked against the stack
     "stack": {
         "name": _string,
-        "ports": dict,
+        "ports": _table,
         "images": _image_map,
         "state_dir": _path,
     },
@@ -283,19 +278,38 @@ SCHEMA: dict[str, dict[str, Validator]] = {
 
 def find_config_file(explicit: str | None, environ: Mapping[str, str]) -> Path | None:
     """The file to read, by the documented order; None when there is none."""
-    if explicit:
-        path = Path(explicit)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist (given by --config)")
-        return path
+    if explicit is not None:
+        return _named_file(explicit, "--config")
     if environ.get(ENV_VAR):
-        path = Path(environ[ENV_VAR])
-        if not path.is_file():
-            raise ConfigError(
-                f"config file {path} does not exist (given by ${ENV_VAR})"
-            )
-        return path
+        return _named_file(environ[ENV_VAR], f"${ENV_VAR}")
     return DEFAULT_PATH if DEFAULT_PATH.is_file() else None
+
+
+def _named_file(name: str, origin: str) -> Path:
+    """The config file *origin* names: it must exist and be a regular file (not a
+    directory, a FIFO that would block, or /dev/null)."""
+    if not name:
+        raise ConfigError(f"{origin} is empty: give the path of a TOML config file")
+    plain = len(name) <= validate.SHOWN and name.isprintable()
+    shown = name if plain else validate.shown(name)
+    if "\x00" in name:
+        raise ConfigError(f"{origin} {shown} has a NUL byte: give a file's path")
+    try:
+        mode = os.stat(name).st_mode
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {shown} does not exist (given by {origin})"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read config file {shown} (given by {origin}): {_reason(exc)}"
+        ) from None
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise ConfigError(
+            f"config file {shown} (given by {origin}) is {kind}: give a TOML file"
+        )
+    return Path(name)
 
 
 def load_config(
@@ -309,13 +323,24 @@ def load_config(
     if path is None:
         return Config(docker=default)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"config file {path} is larger than {MAX_CONFIG_BYTES // 1024} KiB: "
+                "is it the right file?"
+            )
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {_reason(exc)}") from exc
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: TOML syntax error: {exc}") from exc
+    except RecursionError:  # arrays or tables nested thousands deep
+        raise ConfigError(
+            f"{path}: TOML syntax error: values nested too deeply"
+        ) from None
     values = _validate(raw, path, text)
     docker_values = values.get("docker", {})
     if "host" in docker_values:
@@ -345,7 +370,7 @@ def _validate(raw: dict[str, Any], path: Path, text: str) -> dict[str, dict[str,
         if section not in SCHEMA:
             known = ", ".join(f"[{s}]" for s in SCHEMA)
             raise ConfigError(
-                f"{path}{_at(text, section, None)}: unknown section [{section}]"
+                f"{path}{_at(text, section, None)}: unknown section [{_cut(section)}]"
                 f" (known: {known})"
             )
         if not isinstance(body, dict):
@@ -357,8 +382,8 @@ def _validate(raw: dict[str, Any], path: Path, text: str) -> dict[str, dict[str,
             if validator is None:
                 known = ", ".join(SCHEMA[section])
                 raise ConfigError(
-                    f"{where}: unknown key '{section}.{key}' (known in [{section}]: "
-                    f"{known})"
+                    f"{where}: unknown key '{section}.{_cut(key)}' "
+                    f"(known in [{section}]: {known})"
                 )
             try:
                 out[section][key] = validator(value)
@@ -384,7 +409,7 @@ def _stack_ports(
     for key, value in raw.items():
         if key not in known:
             raise ConfigError(
-                f"{path}: unknown service 'stack.ports.{key}' "
+                f"{path}: unknown service 'stack.ports.{_cut(key)}' "
                 f"(services with fixed ports: {', '.join(known)})"
             )
         try:
@@ -422,7 +447,18 @@ def _at(text: str, section: str, key: str | None) -> str:
 def _show(value: Any) -> str:
     kind = type(value).__name__
     kinds = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
-    return f"{kinds.get(kind, kind)} {value!r}"
+    try:
+        text = validate.shown(value)
+    except RecursionError:  # a list nested deeper than repr() goes
+        text = "(nested too deeply to show)"
+    return f"{kinds.get(kind, kind)} {text}"
+
+
+def _cut(name: str) -> str:
+    """A name from the file, cut short enough for a one-line error."""
+    return (
+        name if len(name) <= validate.SHOWN else f"{name[:40]}... ({len(name)} chars)"
+    )
 
 
 def _reason(exc: BaseException) -> str:

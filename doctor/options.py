@@ -125,19 +125,30 @@ def effective_config(options: ConfigOptions, environ: Mapping[str, str]) -> Conf
     """The configuration file, with the command line's overrides applied; a bad
     endpoint or stack name is a usage error now, before anything runs."""
     from shipyard_doctor.config import load_config
+    from shipyard_doctor.errors import UsageError
     from shipyard_doctor.host.dockerapi import parse_endpoint
     from shipyard_doctor.stacks import load_stack
+    from shipyard_doctor.validate import docker_url, shown
 
     config = load_config(options.path, environ)
-    if options.docker_host:
-        parse_endpoint(options.docker_host)
+    if options.docker_host is not None:
+        try:
+            docker_url(options.docker_host)  # a bad URL is a usage error, now
+        except ValueError as exc:
+            shown_url = shown(options.docker_host)
+            raise UsageError(f"--docker-host {shown_url} {exc}") from None
         docker = replace(
             config.docker, host=options.docker_host, host_origin="--docker-host"
         )
         config = replace(config, docker=docker)
+    try:
+        docker_url(config.docker.host)  # $DOCKER_HOST is checked here
+    except ValueError as exc:
+        origin = config.docker.host_origin
+        raise UsageError(f"{origin} {shown(config.docker.host)} {exc}") from None
     parse_endpoint(config.docker.host)
-    if options.stack and options.stack != config.stack.name:
-        load_stack(options.stack)
+    if options.stack is not None and options.stack != config.stack.name:
+        load_stack(options.stack)  # "" or an unknown name: a usage error
         # [stack.ports] and [stack.images] name the file's stack's services: not
         # this other stack's.
         stack = replace(config.stack, name=options.stack, ports={}, images={})

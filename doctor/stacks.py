@@ -23,6 +23,7 @@ from importlib import resources
 from typing import Any
 
 from shipyard_doctor.errors import ConfigError
+from shipyard_doctor.validate import shown
 
 #: What ``${...}`` may name in a stack's env, command, entrypoint and volume sources.
 PLACEHOLDERS = frozenset(
@@ -234,7 +235,7 @@ def available_stacks() -> tuple[str, ...]:
 def load_stack(name: str) -> Stack:
     if name not in available_stacks():
         raise ConfigError(
-            f"unknown stack {name!r} (known: {', '.join(available_stacks())})"
+            f"unknown stack {shown(name)} (known: {', '.join(available_stacks())})"
         )
     text = (resources.files("shipyard_doctor") / "stacks" / f"{name}.toml").read_text()
     return parse_stack(text, f"stack file stacks/{name}.toml")

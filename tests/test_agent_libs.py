@@ -214,8 +214,9 @@ def python_without_opt_shipyard(require_infra, tmp_path) -> str:
 
 
 def test_no_agent_is_skipped_and_static_or_script_agents_need_nothing(
-    tmp_path, python_without_opt_shipyard
+    tmp_path, python_without_opt_shipyard, require_infra
 ):
+    require_infra("busybox")  # busybox-static: no dynamic section at all
     doc = run_doctor(
         "check", "--json", "--only", "agent-libs", python=python_without_opt_shipyard
     )
@@ -223,18 +224,18 @@ def test_no_agent_is_skipped_and_static_or_script_agents_need_nothing(
     assert check["status"] == "skipped"
     assert check["summary"].startswith("no shipyard-agent binary (not on $PATH")
 
-    busybox = shutil.which("busybox")  # busybox-static: no dynamic section at all
-    if busybox:
-        doc = run_doctor(
-            "check",
-            "--json",
-            "--only",
-            "agent-libs",
-            config=_config(tmp_path, Path(busybox), []),
-        )
-        assert doc.check("agent-libs")["summary"] == (
-            "busybox is statically linked: it needs no shared libraries"
-        )
+    busybox = shutil.which("busybox")
+    assert busybox is not None
+    doc = run_doctor(
+        "check",
+        "--json",
+        "--only",
+        "agent-libs",
+        config=_config(tmp_path, Path(busybox), []),
+    )
+    assert doc.check("agent-libs")["summary"] == (
+        "busybox is statically linked: it needs no shared libraries"
+    )
     script = tmp_path / "shipyard-agent"
     script.write_text("#!/bin/sh\nexec docker run shipyard/agent\n")
     doc = run_doctor(

@@ -101,4 +101,7 @@ def test_stack_port_overrides_move_only_that_service(tmp_path):
 def test_bad_docker_host_flag_is_a_usage_error():
     code, _, err = run_cli(["check", "--docker-host", "ftp://nowhere"])
     assert code == 2
-    assert "unsupported Docker endpoint 'ftp://nowhere'" in err
+    assert err == (
+        "shipyard-doctor: error: --docker-host 'ftp://nowhere' must be a URL such as "
+        "unix:///path/to/docker.sock or tcp://HOST:PORT\n"
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -79,8 +80,11 @@ def test_recorded_publish_error_is_the_one_the_check_quotes():
     from shipyard_doctor.checks.nat_docker import NEXT_PUBLISH
 
     said = (DATA / "docker-20.10-publish-error.txt").read_text()
-    assert "iptables: No chain/target/match by that name" in said
-    assert "iptables: No chain/target/match by that name" in NEXT_PUBLISH
+    # The check ends by quoting the error in single quotes: that quote must be the
+    # daemon's own words, found verbatim in what a real publish printed.
+    quoted = re.search(r" '([^']+)'$", NEXT_PUBLISH)
+    assert quoted, f"NEXT_PUBLISH quotes no error: {NEXT_PUBLISH!r}"
+    assert len(quoted.group(1)) > 20 and quoted.group(1) in said, quoted.group(1)
 
 
 def test_live_rules_of_the_session_host(clean_docker_host):

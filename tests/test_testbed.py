@@ -23,6 +23,7 @@ from pathlib import Path
 import docker
 import infra
 import pytest
+import shipyard_doctor
 from infra import (
     STANDIN_IMAGE,
     Dockerd,
@@ -469,4 +470,5 @@ def test_unprivileged_venv_runs_as_nobody(unprivileged_venv: Path) -> None:
     assert r.returncode == 0, r.stderr
     ids, version = r.stdout.splitlines()
     assert ids == "65534 65534 []"
-    assert version
+    # The venv holds this checkout's project, not some other installed copy.
+    assert version == shipyard_doctor.__version__

@@ -46,7 +46,7 @@ def check_command(options: CheckOptions, env: Environment) -> CommandOutcome:
         skipped=skip,
         ignored=frozenset(ignore),
     )
-    with Host(config, env.environ, probe_dhcp=options.probe_dhcp) as host:
+    with Host(config, env.environ, probe_dhcp=_interfaces(options.probe_dhcp)) as host:
         return _check_on(host, config, registry, selection, options, env)
 
 
@@ -102,15 +102,28 @@ def _fixes(
 
 
 def _ids(values: Sequence[str], known: Sequence[str], flag: str) -> list[str]:
-    ids = [
-        part.strip() for value in values for part in value.split(",") if part.strip()
-    ]
+    from shipyard_doctor.validate import check_ids, shown
+
+    try:
+        ids = check_ids(values, flag)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     for check_id in ids:
         if check_id not in known:
             raise UsageError(
-                f"unknown check id {check_id!r} in {flag} (known: {', '.join(known)})"
+                f"unknown check id {shown(check_id)} in {flag} "
+                f"(known: {', '.join(known)})"
             )
     return ids
+
+
+def _interfaces(names: Sequence[str]) -> tuple[str, ...]:
+    from shipyard_doctor.validate import interface_name
+
+    try:
+        return tuple(interface_name(name) for name in names)
+    except ValueError as exc:
+        raise UsageError(f"--probe-dhcp {exc}") from None
 
 
 def _run(

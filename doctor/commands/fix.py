@@ -15,6 +15,7 @@ from shipyard_doctor.options import (
     effective_config,
 )
 from shipyard_doctor.outcome import CommandOutcome
+from shipyard_doctor.validate import shown
 
 if TYPE_CHECKING:
     from shipyard_doctor.config import Config
@@ -134,7 +135,7 @@ def fix_command(options: FixCommandOptions, env: Environment) -> CommandOutcome:
     registry = discover()
     if options.fix_id not in registry.fixes:
         known = ", ".join(sorted(registry.fixes)) or "none installed"
-        raise UsageError(f"unknown fix id {options.fix_id!r} (known: {known})")
+        raise UsageError(f"unknown fix id {shown(options.fix_id)} (known: {known})")
     plugin = registry.fixes[options.fix_id]
     config = effective_config(options.config, env.environ)
     with Host(config, env.environ) as host:

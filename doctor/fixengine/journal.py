@@ -38,6 +38,7 @@ from shipyard_doctor.fixengine.manifest import (
     write_manifest,
 )
 from shipyard_doctor.host.commands import process_start
+from shipyard_doctor.validate import shown
 
 # A fix in one of these states may have changed the host and not reversed it.
 UNDOABLE = ("applied", "applying", "rollback-incomplete")
@@ -316,7 +317,7 @@ class Journal:
         named = [r for r in candidates if r.run == run_id]
         if not named:
             known = ", ".join(r.run for r in candidates) or "none"
-            raise JournalError(f"no fix run {run_id!r} (runs: {known})")
+            raise JournalError(f"no fix run {shown(run_id)} (runs: {known})")
         if named[0].undone:
             raise JournalError(f"fix run {run_id} was already undone")
         return named[0]

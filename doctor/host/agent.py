@@ -9,8 +9,12 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from pathlib import Path
 from typing import TYPE_CHECKING
+
+from shipyard_doctor.host import files
+
+#: A Go agent binary is tens of MiB; past this it is not one.
+AGENT_LIMIT = 512 * 1024 * 1024
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
@@ -72,7 +76,7 @@ def wrapper_lib_path(wrapper: str, binary: str) -> tuple[str, ...]:
     """The dirs ``wrapper`` (as wrapper_script writes it) puts first on
     LD_LIBRARY_PATH when it starts ``binary``; () when there is no such wrapper."""
     try:
-        text = Path(wrapper).read_text(encoding="utf-8")
+        text = files.read_text(wrapper)
     except (OSError, UnicodeDecodeError):
         return ()
     path, start = _WRAPPER_PATH.search(text), _WRAPPER_EXEC.search(text)
@@ -88,7 +92,7 @@ def agent_version(path: str) -> str | None:
     """The version string next to "Agent" in the binary, if exactly one is there
     (the agent is never run just to be looked at)."""
     try:
-        data = Path(path).read_bytes()
+        data = files.read_bytes(path, AGENT_LIMIT)
     except OSError:
         return None
     windows = (

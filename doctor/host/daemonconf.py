@@ -15,12 +15,13 @@ import ipaddress
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from shipyard_doctor.host import files
 from shipyard_doctor.host.dockerapi import DockerProbe, parse_endpoint, probe
 from shipyard_doctor.host.facts import host_fact
+from shipyard_doctor.host.sockets import socket_owners
 from shipyard_doctor.host.systemd import command_argv, docker_units, unit_environment
 
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ def read_json_object(path: str) -> dict[str, Any]:
     """A JSON object from a file; {} when it is absent, unreadable or not an object
     (for files whose absence just means defaults: the docker CLI's config, ...)."""
     try:
-        value = json.loads(Path(path).read_text())
+        value = json.loads(files.read_text(path))
     except (OSError, ValueError):
         return {}
     return value if isinstance(value, dict) else {}
@@ -131,7 +132,7 @@ class DaemonJson:
 
 def read_daemon_json(path: str) -> DaemonJson:
     try:
-        text = Path(path).read_text()
+        text = files.read_text(path, errors="replace")  # bad bytes: invalid JSON
     except FileNotFoundError:
         return DaemonJson(path, False)
     except OSError as exc:
@@ -365,6 +366,10 @@ def tcp_probe(host: Host) -> DockerProbe:
 def api_listeners(host: Host) -> list[tuple[Listener, ProcessInfo]]:
     """TCP sockets listening for the Docker API here: held by dockerd itself, or by
     systemd (pid 1) for a socket unit that activates docker.service."""
+    return host.memo("daemonconf.api_listeners", lambda: _api_listeners(host))
+
+
+def _api_listeners(host: Host) -> list[tuple[Listener, ProcessInfo]]:
     unit = unit_setup(host)
     socket_ports = {
         parse_listen_stream(spec)[1]
@@ -372,10 +377,13 @@ def api_listeners(host: Host) -> list[tuple[Listener, ProcessInfo]]:
         for spec in sock.values("Socket", "ListenStream")
     }
     listeners = host.tcp_listeners()
-    owners = host.socket_owners(item.inode for item in listeners)
+    pids = socket_owners(item.inode for item in listeners)
+    # One process lookup per owner, not per socket: a busy host has thousands of
+    # listeners held by a handful of processes (15,000 sockets took over 5 s).
+    processes = {pid: host.process(pid) for pid in set(pids.values())}
     found = []
     for item in listeners:
-        owner = owners.get(item.inode)
+        owner = processes.get(pids.get(item.inode, -1))
         if owner is None:
             continue
         if owner.name in ("dockerd", "docker") or (

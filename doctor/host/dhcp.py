@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shipyard_doctor.host import netinfo
+from shipyard_doctor.host import files, netinfo
 from shipyard_doctor.host.dhcpwire import MAGIC_COOKIE, IPv4, parse_dhcp_message
 from shipyard_doctor.host.facts import host_fact
 
@@ -251,7 +251,7 @@ def _scan(host: Host, known: tuple[Interface, ...]) -> LeaseScan:
         try:
             if not path.is_file():
                 continue
-            data = path.read_bytes()[:_MAX_LEASE_FILE]
+            data = files.read_head(path, _MAX_LEASE_FILE)
             mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
         except OSError as exc:
             unreadable.append(f"{path}: {(exc.strerror or str(exc)).lower()}")

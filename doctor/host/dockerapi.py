@@ -54,6 +54,12 @@ class Endpoint:
 
 
 def parse_endpoint(url: str) -> Endpoint:
+    from shipyard_doctor.validate import docker_url, shown
+
+    try:
+        docker_url(url)  # a port past 65535 or "[::1" is an error, not port 2375
+    except ValueError as exc:
+        raise UsageError(f"Docker endpoint {shown(url)} {exc}") from None
     parts = urlsplit(url)
     if parts.scheme == "unix":
         path = parts.path or parts.netloc

@@ -11,12 +11,12 @@ so an error fixed long ago is not blamed. The table holds dockerd's exact messag
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from shipyard_doctor.host import files
 from shipyard_doctor.host.facts import host_fact
 from shipyard_doctor.host.systemd import DOCKER_SERVICE
 
@@ -79,12 +79,9 @@ def _is_exit_line(line: str) -> bool:
 def tail_lines(path: str, count: int = TAIL, limit: int = 256 * 1024) -> list[str]:
     """The last *count* lines of a file, reading at most *limit* bytes from its end
     (a daemon log can be gigabytes)."""
-    with open(path, "rb") as f:
-        size = f.seek(0, os.SEEK_END)
-        f.seek(max(0, size - limit))
-        data = f.read()
+    data, cut = files.read_tail(path, limit)  # /dev/zero, a FIFO: bounded, refused
     lines = data.decode(errors="replace").splitlines()
-    if size > limit:
+    if cut:
         lines = lines[1:]  # the first line read is probably cut
     return lines[-count:]
 

@@ -18,11 +18,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from shipyard_doctor.host import files
 from shipyard_doctor.host.elf import ElfError, ElfFile, read_elf
 from shipyard_doctor.host.facts import host_fact
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
+
+#: Real caches are under 1 MiB; past this it is not one.
+CACHE_LIMIT = 64 * 1024 * 1024
 
 NEW_MAGIC = b"glibc-ld.so.cache1.1"
 OLD_MAGIC = b"ld.so-1.7.0"
@@ -101,8 +105,7 @@ def read_ld_so_cache(path: str) -> LdCache | None:
     """The cache at ``path``; None when there is none (the loader then searches the
     default dirs only). LdCacheError when the file is there but unreadable."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = files.read_bytes(path, CACHE_LIMIT)
     except FileNotFoundError:
         return None
     except OSError as exc:

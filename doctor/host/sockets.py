@@ -51,16 +51,18 @@ def _ipv6(hexaddr: str) -> str:
 def parse_proc_net_tcp(text: str, family: int) -> list[Listener]:
     """Listening sockets from the text of /proc/net/tcp or /proc/net/tcp6."""
     convert = _ipv4 if family == socket.AF_INET else _ipv6
+    seen: dict[str, str] = {}  # thousands of listeners share a handful of addresses
     listeners = []
     for line in text.splitlines()[1:]:
         fields = line.split()
         if len(fields) < 10 or fields[3] != TCP_LISTEN:
             continue
-        address, _, port = fields[1].partition(":")
+        hexaddr, _, port = fields[1].partition(":")
+        address = seen.get(hexaddr)
+        if address is None:
+            address = seen[hexaddr] = convert(hexaddr)
         listeners.append(
-            Listener(
-                family, convert(address), int(port, 16), int(fields[7]), int(fields[9])
-            )
+            Listener(family, address, int(port, 16), int(fields[7]), int(fields[9]))
         )
     return listeners
 
@@ -82,21 +84,30 @@ def socket_owners(inodes: Iterable[int], proc: Path = Path("/proc")) -> dict[int
     owners: dict[int, int] = {}
     if not wanted:
         return owners
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
+    for name in os.listdir(proc):
+        if not name.isdigit():
             continue
+        # Links read relative to the open fd dir: a process holding 15,000 sockets
+        # costs 15,000 readlink calls, not 15,000 path objects and lookups too.
         try:
-            fds = os.listdir(entry / "fd")
+            fd_dir = os.open(f"{proc}/{name}/fd", os.O_RDONLY | os.O_DIRECTORY)
         except OSError:  # not ours to read (no root), or the process just exited
             continue
-        for fd in fds:
-            try:
-                target = os.readlink(entry / "fd" / fd)
-            except OSError:
-                continue
-            inode = wanted.get(target)
-            if inode is not None and inode not in owners:
-                owners[inode] = int(entry.name)
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            fds = []
+        try:
+            for fd in fds:
+                try:
+                    target = os.readlink(fd, dir_fd=fd_dir)
+                except OSError:
+                    continue
+                inode = wanted.get(target)
+                if inode is not None and inode not in owners:
+                    owners[inode] = int(name)
+        finally:
+            os.close(fd_dir)
         if len(owners) == len(wanted):
             break
     return owners

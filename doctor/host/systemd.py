@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from shipyard_doctor.host import files
 from shipyard_doctor.host.facts import host_fact
 
 if TYPE_CHECKING:
@@ -156,7 +157,7 @@ def load_unit(name: str, dirs: Sequence[str]) -> Unit:
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text(errors="replace")
+        return files.read_text(path, errors="replace")
     except OSError:
         return ""
 
@@ -186,7 +187,7 @@ def unit_environment(unit: Unit) -> tuple[dict[str, str], list[str]]:
         optional = spec.startswith("-")
         path = Path(spec.lstrip("-"))
         try:
-            text = path.read_text(errors="replace")
+            text = files.read_text(path, errors="replace")
         except OSError as exc:
             what = "missing" if isinstance(exc, FileNotFoundError) else "unreadable"
             notes.append(

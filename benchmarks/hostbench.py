@@ -1,0 +1,259 @@
+"""Whole-process timings of shipyard-doctor on real test hosts, against `docker`.
+
+Builds its hosts with tests/infra.py (a network namespace with its own dockerd and
+the busybox stand-in image; nothing on this machine's own Docker or network) and
+prints medians, ratios and per-check durations; it asserts nothing. Run as root:
+
+    python3 benchmarks/hostbench.py startup        # --help, list vs python -c pass
+    python3 benchmarks/hostbench.py phases         # imports and discovery, in-process
+    python3 benchmarks/hostbench.py healthy        # full check vs docker info
+    python3 benchmarks/hostbench.py containers     # 200 running containers
+    python3 benchmarks/hostbench.py listeners      # 15,000 TCP listeners
+    python3 benchmarks/hostbench.py all [--runs 7]
+
+Goals (issue 12): full check <= 6x `docker info`; `list` <= 150 ms; `--help` <= 3x
+`python -c pass`; with 200 containers full check <= 10x `docker info` and no check
+over 500 ms; with 15,000 listeners no check errors or times out and ports <= 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+import infra  # the test bed's builders, reused as they are
+
+DOCTOR = [sys.executable, "-m", "shipyard_doctor"]
+
+
+def median_ms(argv: Sequence[str], runs: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        subprocess.run(argv, capture_output=True, check=False)
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(argv, capture_output=True, check=False)
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples) * 1000
+
+
+def check_json(argv: Sequence[str]) -> dict[str, Any]:
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"{' '.join(argv)}: exit {done.returncode}: {done.stderr}")
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def durations(doc: dict[str, Any]) -> str:
+    items = sorted(doc["checks"], key=lambda c: -c["duration_ms"])
+    return ", ".join(f"{c['id']} {c['duration_ms']} ms ({c['status']})" for c in items)
+
+
+def row(name: str, value: str, goal: str = "", verdict: str = "") -> None:
+    print(f"| {name} | {value} | {goal} | {verdict} |", flush=True)
+
+
+def docker_cli() -> str:
+    found = shutil.which("docker")
+    if found is None:
+        raise SystemExit("needs the docker CLI (apt-get install docker.io)")
+    return found
+
+
+# --- benchmarks ------------------------------------------------------------------
+
+
+_PHASES = """
+import time
+t0 = time.perf_counter()
+import shipyard_doctor.cli
+t1 = time.perf_counter()
+from shipyard_doctor.registry import discover
+discover()
+t2 = time.perf_counter()
+import docker
+t3 = time.perf_counter()
+import psutil, rich.console
+t4 = time.perf_counter()
+marks = (t0, t1, t2, t3, t4)
+print(*(round(1000 * (b - a)) for a, b in zip(marks, marks[1:])))
+"""
+
+
+def phases(runs: int) -> None:
+    """Where a run's time goes before any check runs (in-process, medians)."""
+    samples = []
+    for _ in range(runs):
+        done = subprocess.run(
+            [sys.executable, "-c", _PHASES], capture_output=True, text=True, check=True
+        )
+        samples.append([int(x) for x in done.stdout.split()])
+    cli, found, sdk, rest = (statistics.median(s[i] for s in samples) for i in range(4))
+    row(
+        "phases (in-process)",
+        f"import cli {cli:.0f} ms; discover() (imports every check, fix and their "
+        f"host modules) {found:.0f} ms; import docker {sdk:.0f} ms; "
+        f"import psutil + rich {rest:.0f} ms",
+    )
+
+
+def startup(runs: int) -> None:
+    base = median_ms([sys.executable, "-c", "pass"], runs)
+    helped = median_ms([*DOCTOR, "check", "--help"], runs)
+    listed = median_ms([*DOCTOR, "list"], runs)
+    row("`python -c pass`", f"{base:.0f} ms")
+    ratio = helped / base
+    row(
+        "`check --help`",
+        f"{helped:.0f} ms ({ratio:.1f}x python)",
+        "<= 3x",
+        "ok" if ratio <= 3 else "MISS",
+    )
+    row("`list`", f"{listed:.0f} ms", "<= 150 ms", "ok" if listed <= 150 else "MISS")
+
+
+def with_host(body: Callable[[infra.DockerHost], None]) -> None:
+    infra.require_root()
+    host = infra.DockerHost.start()
+    try:
+        body(host)
+    finally:
+        host.close()
+
+
+def full_check(host: infra.DockerHost, runs: int, label: str, goal: float) -> None:
+    info = median_ms(
+        host.netns.nsenter_argv([docker_cli(), "-H", host.dockerd.url, "info"]), runs
+    )
+    argv = host.netns.nsenter_argv(
+        [*DOCTOR, "check", "--json", "--docker-host", host.dockerd.url]
+    )
+    check = median_ms(argv, runs)
+    ratio = check / info
+    row(f"{label}: `docker info`", f"{info:.0f} ms")
+    row(
+        f"{label}: full `check --json`",
+        f"{check:.0f} ms ({ratio:.1f}x docker info)",
+        f"<= {goal:g}x",
+        "ok" if ratio <= goal else "MISS",
+    )
+    doc = check_json(argv)
+    slow = [c for c in doc["checks"] if c["duration_ms"] > 500]
+    row(
+        f"{label}: per check",
+        durations(doc),
+        "none > 500 ms",
+        "ok" if not slow else "MISS: " + ", ".join(c["id"] for c in slow),
+    )
+
+
+def healthy(runs: int) -> None:
+    with_host(lambda host: full_check(host, runs, "healthy host", 6))
+
+
+def containers(runs: int, count: int = 200) -> None:
+    def body(host: infra.DockerHost) -> None:
+        started = time.monotonic()
+        for n in range(count):
+            host.client.containers.run(
+                host.image, ["sleep", "3600"], name=f"bench{n}", detach=True
+            )
+        print(
+            f"(started {count} containers in {time.monotonic() - started:.0f} s)",
+            file=sys.stderr,
+        )
+        ps = median_ms(
+            host.netns.nsenter_argv([docker_cli(), "-H", host.dockerd.url, "ps"]), runs
+        )
+        row(f"{count} containers: `docker ps`", f"{ps:.0f} ms")
+        full_check(host, runs, f"{count} containers", 10)
+
+    with_host(body)
+
+
+_LISTENERS = """
+import resource, socket, sys, time
+count, first = int(sys.argv[1]), int(sys.argv[2])
+resource.setrlimit(resource.RLIMIT_NOFILE, (count + 100, count + 100))
+held = []
+for port in range(first, first + count):
+    s = socket.socket()
+    s.bind(("127.0.0.1", port))
+    s.listen(1)
+    held.append(s)
+print("ready", flush=True)
+time.sleep(3600)
+"""
+
+
+def listeners(runs: int, count: int = 15_000) -> None:
+    infra.require_root()
+    netns = infra.Netns.create()
+    proc = None
+    try:
+        proc = subprocess.Popen(
+            netns.nsenter_argv([sys.executable, "-c", _LISTENERS, str(count), "10000"]),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        missing = "unix:///nonexistent/shipyard-doctor-bench.sock"
+        for only in ("ports", "docker-tcp", None):
+            argv = [*DOCTOR, "check", "--json", "--docker-host", missing]
+            if only:
+                argv += ["--only", only]
+            argv = netns.nsenter_argv(argv)
+            total = median_ms(argv, runs, warmup=0)
+            doc = check_json(argv)
+            errors = [c for c in doc["checks"] if c["status"] == "error"]
+            which = f"--only {only}" if only else "(all)"
+            label = f"{count} listeners: check {which}"
+            ports = next((c for c in doc["checks"] if c["id"] == "ports"), None)
+            goal, verdict = "no errors", "ok" if not errors else "MISS"
+            if only == "ports" and ports is not None:
+                goal = "ports <= 1 s, no errors"
+                if ports["duration_ms"] > 1000:
+                    verdict = "MISS"
+            row(
+                label,
+                f"{total:.0f} ms; {durations(doc)}"
+                + "".join(f"; {c['id']}: {c['summary']}" for c in errors),
+                goal,
+                verdict,
+            )
+    finally:
+        if proc is not None:
+            infra.stop_process(proc)
+        netns.delete()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "which",
+        choices=["startup", "phases", "healthy", "containers", "listeners", "all"],
+    )
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"load average before: {load} on {os.cpu_count()} CPUs", flush=True)
+    print("| what | measured (median) | goal | |\n|---|---|---|---|", flush=True)
+    chosen = ["startup", "phases", "healthy", "containers", "listeners"]
+    for name in chosen if args.which == "all" else [args.which]:
+        globals()[name](args.runs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

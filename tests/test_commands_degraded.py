@@ -1,0 +1,117 @@
+"""Every command on a host whose Docker is missing, refuses the user, or hangs: a clear
+message, a documented exit code, no traceback, and no wait past the timeouts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import stat
+import tempfile
+from pathlib import Path
+
+from doctor_cli import DoctorRun, run_doctor
+
+COMMANDS = [
+    ("check",),
+    ("check", "--json"),
+    ("fix", "docker-state", "--yes"),
+    ("fix", "docker-tcp", "--dry-run"),
+    ("undo",),
+    ("undo", "--list"),
+    ("list",),
+]
+DOCUMENTED = {0, 1, 2, 3, 4, 130}
+
+
+def config_in(tmp_path: Path) -> Path:
+    """A config that keeps every path the doctor reads or writes in tmp_path."""
+    units = tmp_path / "units"
+    units.mkdir(exist_ok=True)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        "[checks]\ntimeout = 3\n[docker]\ntimeout = 1\n"
+        f'daemon_json = "{tmp_path}/daemon.json"\n'
+        f'[host]\nsystemd_dirs = ["{units}"]\nlease_dirs = ["{tmp_path}/leases"]\n'
+        f'bin_dirs = ["{tmp_path}"]\n'
+        f'[fix]\njournal_dir = "{tmp_path}/journal"\n'
+    )
+    return config
+
+
+def assert_clear(run: DoctorRun, argv: tuple[str, ...]) -> None:
+    assert run.code in DOCUMENTED, (argv, run.code, run.stderr)
+    assert "Traceback" not in run.stderr and "internal error" not in run.stderr
+    for line in run.stderr.splitlines():
+        assert line.startswith("shipyard-doctor: "), (argv, run.stderr)
+    # A check times out after 3 s; fix runs the checks once, then its own steps.
+    assert run.elapsed < 20, (argv, run.elapsed)
+
+
+def test_no_docker_installed(tmp_path):
+    config = config_in(tmp_path)
+    for argv in COMMANDS:
+        run = run_doctor(
+            *argv,
+            "--docker-host",
+            f"unix://{tmp_path}/docker.sock",
+            config=config,
+            env={"PATH": str(tmp_path)},  # no docker, no dockerd
+        )
+        assert_clear(run, argv)
+        if argv[0] == "check":
+            assert run.code == 1
+            assert "docker-daemon" in run.stdout and "not installed" in run.stdout
+        if argv == ("undo",):
+            assert run.code == 1 and "no fix run to undo" in run.stderr
+        if argv[0] == "list":
+            assert run.code == 0
+
+
+def test_hung_docker_socket(tmp_path, hanging_socket):
+    config = config_in(tmp_path)
+    for argv in COMMANDS:
+        run = run_doctor(*argv, "--docker-host", hanging_socket.url, config=config)
+        assert_clear(run, argv)
+        if argv == ("check", "--json"):
+            daemon = run.check("docker-daemon")
+            assert daemon["status"] == "error", daemon
+            assert "timed out" in daemon["summary"], daemon
+        if argv[:2] == ("fix", "docker-state"):
+            # Nothing can be fixed while Docker does not answer; it says why.
+            assert "docker-daemon (error)" in run.stdout, run.stdout
+
+
+def test_socket_that_denies_permission_as_nobody(unprivileged_venv):
+    # pytest's tmp_path is root's alone (0700 parents): nobody needs a path it can
+    # walk to, so this test makes its own dir in /tmp and removes it.
+    tmp_path = Path(tempfile.mkdtemp(prefix="sdt-nobody-", dir="/tmp"))
+    tmp_path.chmod(0o755)
+    listening = socket.socket(socket.AF_UNIX)
+    path = tmp_path / "docker.sock"
+    listening.bind(str(path))
+    listening.listen(8)
+    try:
+        os.chmod(path, 0o600)  # root's: nobody may not connect
+        config = config_in(tmp_path)
+        config.chmod(0o644)
+        (tmp_path / "units").chmod(0o755)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        python = str(unprivileged_venv / "bin" / "python")
+        for argv in COMMANDS:
+            run = run_doctor(
+                *argv,
+                "--docker-host",
+                f"unix://{path}",
+                config=config,
+                python=python,
+                as_nobody=True,
+            )
+            assert_clear(run, argv)
+            if argv == ("check", "--json"):
+                daemon = run.check("docker-daemon")
+                assert daemon["status"] == "failure", daemon
+                assert "permission denied" in daemon["summary"].lower(), daemon
+    finally:
+        listening.close()
+        shutil.rmtree(tmp_path, ignore_errors=True)
