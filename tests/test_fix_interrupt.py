@@ -132,7 +132,7 @@ def assert_failed_cleanly(done, marker: Path, journal: Path, reason: str) -> Non
     assert done.returncode == 1, (done.stdout, done.stderr)
     assert "Traceback" not in done.stderr and "internal error" not in done.stderr
     (line,) = [x for x in done.stdout.splitlines() if x.startswith(REPORT)]
-    assert line.startswith("fix example-marker (example-marker): failed — ")
+    assert line.startswith("fix example-marker (example-marker): failed -- ")
     assert reason in line and line.endswith("; rolled back"), line
     assert marker.read_text() == ORIGINAL
     (run,) = manifests(journal)

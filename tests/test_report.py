@@ -243,6 +243,9 @@ restart_command = "curl -H 'Authorization: Bearer {bearer}' http://127.0.0.1:9/r
 [host]
 systemd_dirs = ["{etc / "systemd"}"]
 init_defaults = ["{etc / "default-docker"}"]
+
+[report]
+timeout = 30  # not a test of timeouts: room for a loaded machine
 """
     )
     assert len(s) >= 20
