@@ -21,10 +21,19 @@ COMPILER = re.compile(
 
 
 def readme_install_line() -> str:
-    """The first command of README's Quick start: the one a new user runs first."""
+    """The first command line of README's Quick start: install, then run."""
     text = (REPO / "README.md").read_text()
     quick = text.split("## Quick start", 1)[1]
     return next(line.strip() for line in quick.splitlines() if line.startswith("    "))
+
+
+def _build_leftovers() -> set[Path]:
+    """What a pip build in the checkout would leave there."""
+    return {
+        *REPO.glob("*.egg-info"),
+        *REPO.glob("build/lib*"),
+        *REPO.glob("build/bdist*"),
+    }
 
 
 def path_without_compilers(tmp_path: Path) -> str:
@@ -49,14 +58,16 @@ def test_readme_install_line_on_debian_python_without_a_compiler(tmp_path):
     )
     if probe.returncode != 0:
         missing(f"{DEBIAN_PYTHON} with venv: apt-get install python3 python3-venv")
-    line = readme_install_line()
-    assert line.startswith("sudo ./scripts/install"), line
+    install, _, then = readme_install_line().partition(" && ")
+    assert install == "sudo ./scripts/install", install
+    assert then == "sudo shipyard-doctor check", then
     path = path_without_compilers(tmp_path)
     for compiler in ("gcc", "cc", "c++", "x86_64-linux-gnu-gcc"):
         assert shutil.which(compiler, path=path) is None
     prefix, bin_dir = tmp_path / "opt" / "shipyard-doctor", tmp_path / "usr-local-bin"
     # As root already: drop `sudo`; the prefix and bin dir point into the throwaway dir.
-    command = f"{line.removeprefix('sudo ')} --prefix {prefix} --bin-dir {bin_dir}"
+    command = f"{install.removeprefix('sudo ')} --prefix {prefix} --bin-dir {bin_dir}"
+    before = _build_leftovers()
     done = subprocess.run(
         ["bash", "-c", command],
         cwd=REPO,
@@ -82,7 +93,7 @@ def test_readme_install_line_on_debian_python_without_a_compiler(tmp_path):
     assert listed.returncode == 0, listed.stderr
     assert "docker-daemon" in listed.stdout and "ports" in listed.stdout
     # Built from a copy: nothing of pip's build is left in the checkout.
-    assert not (REPO / "build").exists()
+    assert _build_leftovers() == before
 
 
 def test_install_script_refuses_a_python_too_old_or_missing(tmp_path):
