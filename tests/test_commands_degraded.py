@@ -93,6 +93,9 @@ def test_no_docker_installed(tmp_path):
             assert "docker-daemon" in run.stdout and "not installed" in run.stdout
         if argv == ("undo",):
             assert run.code == 1 and "no fix run to undo" in run.stderr
+        if argv[:2] == ("fix", "docker-state"):
+            assert run.code == 1, (run.code, run.stdout)
+            assert "must pass first: docker-daemon (failure: " in run.stdout
         if argv[0] == "list":
             assert run.code == 0
 
@@ -108,7 +111,9 @@ def test_hung_docker_socket(tmp_path, hanging_socket):
             assert "timed out" in daemon["summary"], daemon
         if argv[:2] == ("fix", "docker-state"):
             # Nothing can be fixed while Docker does not answer; it says why.
-            assert "docker-daemon (error)" in run.stdout, run.stdout
+            assert run.code == 1, (run.code, run.stdout)
+            assert "must pass first: docker-daemon (error: " in run.stdout
+            assert "nothing to fix" not in run.stdout, run.stdout
         if argv[0] in ("status", "undeploy"):
             assert "did not answer within 1 s" in run.stderr, run.stderr
 
@@ -148,3 +153,32 @@ def test_socket_that_denies_permission_as_nobody(unprivileged_venv):
     finally:
         listening.close()
         shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_undo_list_and_undo_write_nothing_without_a_journal(tmp_path):
+    config = config_in(tmp_path)
+    journal = tmp_path / "journal"
+    run = run_doctor("undo", "--list", config=config)
+    assert (run.code, run.stderr) == (0, ""), run.stderr
+    assert run.stdout == f"no fix runs recorded in {journal}\n"
+    for argv in (("undo",), ("undo", "20260101-000000-1")):
+        run = run_doctor(*argv, config=config)
+        assert run.code in (1, 2) and len(run.stderr.splitlines()) == 1, run.stderr
+    assert not journal.exists()  # listing and refusing wrote nothing
+
+
+def test_an_unknown_fix_run_is_a_usage_error_naming_the_runs(tmp_path):
+    """One run recorded through the fix engine's own journal, as a fix run
+    records it."""
+    from shipyard_doctor.fixengine.journal import Journal
+
+    config = config_in(tmp_path)
+    with Journal(str(tmp_path / "journal")).run(["test"]) as recorded:
+        recorded.begin_fix("example", "example-check")
+        recorded.end_fix("applied")
+    run = run_doctor("undo", "no-such-run", config=config)
+    assert run.code == 2, (run.code, run.stderr)
+    assert run.stderr == (
+        "shipyard-doctor: error: unknown fix run 'no-such-run'; runs: "
+        f"{recorded.run_id} (`shipyard-doctor undo --list` shows all)\n"
+    )
