@@ -6,6 +6,8 @@ import contextlib
 import os
 import signal
 import sys
+import threading
+from types import FrameType
 from typing import NoReturn
 
 
@@ -19,11 +21,21 @@ def run() -> None:
         ascii_unless_terminal(sys.stdout, sys.stderr)
         from shipyard_doctor.cli import main
 
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # see __init__.py
+        signal.signal(signal.SIGINT, _interrupt)  # see __init__.py
         code = main()
     except KeyboardInterrupt:
         _interrupted()
     sys.exit(code)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """Ctrl-C as KeyboardInterrupt, but not inside the import machinery: raised
+    there (in a module lock's cleanup) it is lost, or leaves a lock taken that
+    deadlocks the check threads' imports. There it comes again 10 ms later."""
+    if frame is not None and frame.f_code.co_filename.startswith("<frozen importlib"):
+        threading.Timer(0.01, signal.raise_signal, (signal.SIGINT,)).start()
+        return
+    raise KeyboardInterrupt
 
 
 def _interrupted() -> NoReturn:

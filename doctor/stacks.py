@@ -14,6 +14,7 @@ Values may use ``${name}`` placeholders filled at deploy time (see
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -252,6 +253,9 @@ def parse_stack(text: str, origin: str) -> Stack:
         raise ConfigError(f"{origin}: {exc} (fix the stack data)") from None
 
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
 class _Bad(Exception):
     """A malformed field: the message names it."""
 
@@ -268,11 +272,13 @@ class _StackReader:
         )
         names = [s.name for s in services]
         if len(set(names)) != len(names):
-            raise _Bad(f"two services share a name in {names}")
+            raise _Bad(f"two services share a name in {shown(names)}")
         for service in services:
             for dep in service.depends_on:
                 if dep not in names:
-                    raise _Bad(f"service {service.name} depends on unknown {dep!r}")
+                    raise _Bad(
+                        f"service {service.name} depends on unknown {shown(dep)}"
+                    )
         ui = _get(raw, "ui", dict, "", required=True)
         clients = tuple(
             Client(
@@ -300,7 +306,7 @@ class _StackReader:
             agent_hint=_get(raw, "agent_hint", str, "") or "",
         )
         if stack.ui_service not in names:
-            raise _Bad(f"ui.service {stack.ui_service!r} is not a service")
+            raise _Bad(f"ui.service {shown(stack.ui_service)} is not a service")
         try:
             stack.deploy_order()
         except ValueError as exc:
@@ -311,11 +317,15 @@ class _StackReader:
         if not isinstance(s, dict):
             raise _Bad(f"{at} must be a table")
         name = _get(s, "name", str, at, required=True)
+        if not _NAME.fullmatch(name):
+            raise _Bad(f"{at}.name {shown(name)} must be letters, digits, _ . or -")
         at = f"services.{name}"
         env = _get(s, "env", dict, at) or {}
         for key, value in env.items():
             if not isinstance(value, str):
-                raise _Bad(f"{at}.env.{key} must be a string, got {value!r}")
+                raise _Bad(
+                    f"{at}.env.{shown(key)} must be a string, got {shown(value)}"
+                )
         command = _get(s, "command", list, at)
         entrypoint = _get(s, "entrypoint", list, at)
         restart = _get(s, "restart", str, at) or "no"
@@ -398,13 +408,15 @@ class _StackReader:
     def probe(self, r: Mapping[str, Any], at: str) -> Probe:
         kind = _get(r, "kind", str, at) or "running"
         if kind not in PROBES:
-            raise _Bad(f"{at}.kind must be one of {', '.join(PROBES)}, got {kind!r}")
+            raise _Bad(
+                f"{at}.kind must be one of {', '.join(PROBES)}, got {shown(kind)}"
+            )
         port = _get(r, "port", int, at) or 0
         if kind != "running":
             _port(port, f"{at}.port")
         timeout = _get(r, "timeout", (int, float), at) or 60.0
-        if timeout <= 0:
-            raise _Bad(f"{at}.timeout must be positive")
+        if not 0 < timeout < math.inf:  # NaN too
+            raise _Bad(f"{at}.timeout must be a positive number of seconds")
         return Probe(kind, port, _get(r, "path", str, at) or "/", float(timeout))
 
 
@@ -416,21 +428,23 @@ def _get(
     required: bool = False,
 ) -> Any:
     where = f"{at}.{key}" if at else key
+    if not isinstance(table, Mapping):
+        raise _Bad(f"{at or 'the stack'} must be a table, got {shown(table)}")
     if key not in table:
         if required:
             raise _Bad(f"{where} is missing")
         return None
     value = table[key]
     if isinstance(value, bool) and kind is not bool:
-        raise _Bad(f"{where} has the wrong type (got {value!r})")
+        raise _Bad(f"{where} has the wrong type (got {shown(value)})")
     if not isinstance(value, kind):
-        raise _Bad(f"{where} has the wrong type (got {value!r})")
+        raise _Bad(f"{where} has the wrong type (got {shown(value)})")
     return value
 
 
 def _port(value: Any, at: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-        raise _Bad(f"{at}: {value!r} is not a port number from 1 to 65535")
+        raise _Bad(f"{at}: {shown(value)} is not a port number from 1 to 65535")
     return value
 
 

@@ -20,8 +20,19 @@ COMMANDS = [
     ("undo",),
     ("undo", "--list"),
     ("list",),
+    ("deploy", "--yes"),
+    ("deploy", "--dry-run"),
+    ("deploy", "--yes", "--force"),
+    ("status",),
+    ("status", "--json"),
+    ("undeploy", "--yes"),
+    ("report", "-o", "-"),
 ]
 DOCUMENTED = {0, 1, 2, 3, 4, 130}
+# README's tables: no daemon is a blocker for deploy (1), a stack that is not
+# deployed for status (1), a daemon to ask first for undeploy (1); report is
+# written whatever the checks found (0).
+EXPECTED = {"deploy": 1, "status": 1, "undeploy": 1, "report": 0}
 
 
 def config_in(tmp_path: Path) -> Path:
@@ -35,6 +46,7 @@ def config_in(tmp_path: Path) -> Path:
         f'[host]\nsystemd_dirs = ["{units}"]\nlease_dirs = ["{tmp_path}/leases"]\n'
         f'bin_dirs = ["{tmp_path}"]\n'
         f'[fix]\njournal_dir = "{tmp_path}/journal"\n'
+        f'[stack]\nstate_dir = "{tmp_path}/state"\n'
     )
     return config
 
@@ -42,10 +54,27 @@ def config_in(tmp_path: Path) -> Path:
 def assert_clear(run: DoctorRun, argv: tuple[str, ...]) -> None:
     assert run.code in DOCUMENTED, (argv, run.code, run.stderr)
     assert "Traceback" not in run.stderr and "internal error" not in run.stderr
-    for line in run.stderr.splitlines():
+    # report's summary of what it wrote goes to stderr (its stdout is the report).
+    for line in run.stderr.splitlines() if argv[0] != "report" else ():
         assert line.startswith("shipyard-doctor: "), (argv, run.stderr)
     # A check times out after 3 s; fix runs the checks once, then its own steps.
     assert run.elapsed < 20, (argv, run.elapsed)
+    command = argv[0]
+    if command in EXPECTED:
+        assert run.code == EXPECTED[command], (argv, run.code, run.stdout, run.stderr)
+        # deploy/status/undeploy give up after [docker] timeout (1 s) plus a margin.
+        assert run.elapsed < 10, (argv, run.elapsed)
+    if command == "deploy":
+        assert "docker-daemon" in run.stdout, run.stdout
+        assert "the Docker daemon must answer first" in run.stdout, run.stdout
+        assert "--force" not in run.stdout.replace("(--force cannot", ""), run.stdout
+    if command in ("status", "undeploy"):
+        assert len(run.stderr.splitlines()) == 1, run.stderr
+        assert "Docker does not answer at unix://" in run.stderr, run.stderr
+        assert "Pool(" not in run.stderr and "Errno" not in run.stderr, run.stderr
+    if command == "report":
+        assert run.stdout.startswith("#"), run.stdout[:200]
+        assert "did not answer" in run.stderr, run.stderr
 
 
 def test_no_docker_installed(tmp_path):
@@ -64,6 +93,9 @@ def test_no_docker_installed(tmp_path):
             assert "docker-daemon" in run.stdout and "not installed" in run.stdout
         if argv == ("undo",):
             assert run.code == 1 and "no fix run to undo" in run.stderr
+        if argv[:2] == ("fix", "docker-state"):
+            assert run.code == 1, (run.code, run.stdout)
+            assert "must pass first: docker-daemon (failure: " in run.stdout
         if argv[0] == "list":
             assert run.code == 0
 
@@ -79,7 +111,11 @@ def test_hung_docker_socket(tmp_path, hanging_socket):
             assert "timed out" in daemon["summary"], daemon
         if argv[:2] == ("fix", "docker-state"):
             # Nothing can be fixed while Docker does not answer; it says why.
-            assert "docker-daemon (error)" in run.stdout, run.stdout
+            assert run.code == 1, (run.code, run.stdout)
+            assert "must pass first: docker-daemon (error: " in run.stdout
+            assert "nothing to fix" not in run.stdout, run.stdout
+        if argv[0] in ("status", "undeploy"):
+            assert "did not answer within 1 s" in run.stderr, run.stderr
 
 
 def test_socket_that_denies_permission_as_nobody(unprivileged_venv):
@@ -112,6 +148,37 @@ def test_socket_that_denies_permission_as_nobody(unprivileged_venv):
                 daemon = run.check("docker-daemon")
                 assert daemon["status"] == "failure", daemon
                 assert "permission denied" in daemon["summary"].lower(), daemon
+            if argv[0] in ("status", "undeploy"):
+                assert f"permission denied on {path}" in run.stderr, run.stderr
     finally:
         listening.close()
         shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_undo_list_and_undo_write_nothing_without_a_journal(tmp_path):
+    config = config_in(tmp_path)
+    journal = tmp_path / "journal"
+    run = run_doctor("undo", "--list", config=config)
+    assert (run.code, run.stderr) == (0, ""), run.stderr
+    assert run.stdout == f"no fix runs recorded in {journal}\n"
+    for argv in (("undo",), ("undo", "20260101-000000-1")):
+        run = run_doctor(*argv, config=config)
+        assert run.code in (1, 2) and len(run.stderr.splitlines()) == 1, run.stderr
+    assert not journal.exists()  # listing and refusing wrote nothing
+
+
+def test_an_unknown_fix_run_is_a_usage_error_naming_the_runs(tmp_path):
+    """One run recorded through the fix engine's own journal, as a fix run
+    records it."""
+    from shipyard_doctor.fixengine.journal import Journal
+
+    config = config_in(tmp_path)
+    with Journal(str(tmp_path / "journal")).run(["test"]) as recorded:
+        recorded.begin_fix("example", "example-check")
+        recorded.end_fix("applied")
+    run = run_doctor("undo", "no-such-run", config=config)
+    assert run.code == 2, (run.code, run.stderr)
+    assert run.stderr == (
+        "shipyard-doctor: error: unknown fix run 'no-such-run'; runs: "
+        f"{recorded.run_id} (`shipyard-doctor undo --list` shows all)\n"
+    )

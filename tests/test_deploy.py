@@ -338,6 +338,56 @@ def test_a_signal_during_the_readiness_waits_rolls_back(host, config, sig):
     assert stack_networks(host) == []
 
 
+def to(host: DockerHost, config: Path) -> list[str]:
+    return ["--docker-host", host.dockerd.url, "--config", str(config)]
+
+
+@pytest.mark.parametrize(
+    "cue",
+    [
+        "",  # a fixed delay: while it probes, plans and runs the preflight checks
+        "preflight:",
+        "created network",
+        "created volume",
+        "started shipyard_redis",
+    ],
+)
+def test_ctrl_c_at_any_moment_of_a_deploy_leaves_nothing(host, config, cue):
+    """A real SIGINT at several moments (on a line of output, or 0.6 s in): exit
+    130, no traceback, nothing the run created left on the daemon, no temp file."""
+    other = bystander(host)
+    argv = host.netns.nsenter_argv(
+        [sys.executable, "-m", "shipyard_doctor", "deploy", "--yes", *to(host, config)]
+    )
+    env = {"PATH": os.environ["PATH"], "NO_COLOR": "1", "LANG": "C.UTF-8"}
+    seen: list[str] = []
+    with subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    ) as proc:
+        try:
+            assert proc.stdout is not None and proc.stderr is not None
+            if cue:
+                for line in proc.stdout:
+                    seen.append(line)
+                    if cue in line:
+                        break
+                assert cue in "".join(seen), "".join(seen)
+            else:
+                time.sleep(0.6)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=90)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    shown = "".join(seen) + out
+    assert proc.returncode in (130, -signal.SIGINT), shown + err
+    assert "Traceback" not in err and len(err.splitlines()) <= 1, err
+    assert containers(host) == {"bystander": other}, shown
+    assert stack_networks(host) == [], shown
+    assert stack_volumes(host) == [], shown
+    assert list((config.parent / "state").glob("*.tmp")) == []
+
+
 # --- asking, repairing, undeploying ---------------------------------------------------
 
 

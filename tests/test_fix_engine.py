@@ -245,7 +245,7 @@ def test_undo_cli(tmp_path):
     out, err = io.StringIO(), io.StringIO()
     env = Environment(stdout=out, stderr=err, environ={})
     assert main(["undo", "--list", "--config", str(config)], env) == 0
-    assert out.getvalue() == f"no fix runs in {tmp_path / 'journal'}\n"
+    assert out.getvalue() == f"no fix runs recorded in {tmp_path / 'journal'}\n"
     assert main(["undo", "--config", str(config)], env) == 1
     assert err.getvalue().strip() == (
         f"shipyard-doctor: error: no fix run to undo in {tmp_path / 'journal'}"

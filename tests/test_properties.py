@@ -10,9 +10,11 @@ does not exist, and Docker URLs are only ever contacted on loopback.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import math
+import tomllib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +27,8 @@ from shipyard_doctor.config import SCHEMA, load_config
 from shipyard_doctor.context import Environment
 from shipyard_doctor.errors import ConfigError
 from shipyard_doctor.host.dockerapi import parse_endpoint
+from shipyard_doctor.outcome import exit_code
+from shipyard_doctor.stacks import parse_stack
 
 NOWHERE = "unix:///nonexistent/shipyard-doctor-test.sock"
 CHEAP = ("lib-readonly", "agent-libs", "docker-daemon")  # fast without a daemon
@@ -276,3 +280,134 @@ def test_stack_flag(name: str):
         assert "unknown check id 'zz-none'" in err, err
     else:
         assert "unknown stack" in err, err
+
+
+# --- --image-map --------------------------------------------------------------------
+
+segment = st.from_regex(r"[a-z0-9]{1,6}([._-][a-z0-9]{1,4})?", fullmatch=True)
+image_refs = st.builds(
+    lambda registry, path, tag: f"{registry}{'/'.join(path)}{tag}",
+    st.sampled_from(["", "127.0.0.1:5000/", "mirror.example/", "localhost:5000/"]),
+    st.lists(segment, min_size=1, max_size=3),
+    st.sampled_from(["", ":latest", ":2014", ":v1.0-rc_1"]),
+)
+image_maps = st.one_of(
+    st.builds(lambda a, b: f"{a}={b}", image_refs, image_refs),
+    st.text(max_size=40),
+    st.builds(lambda a, b: f"{a}={b}", st.text(max_size=15), st.text(max_size=15)),
+)
+
+
+@settings(SETTINGS, max_examples=60)
+@given(maps=st.lists(image_maps, min_size=1, max_size=3))
+def test_image_map_flag(maps: list[str]):
+    """A well-formed FROM=TO gets past validation (the deploy then stops at the
+    missing daemon: 1); anything else is one line naming --image-map (2)."""
+    argv = ["deploy", "--dry-run", "--docker-host", NOWHERE]
+    for item in maps:
+        argv.append(f"--image-map={item}")  # "=": a value may start with "-"
+    code, out, err = run_cli(argv)
+    assert_well_behaved(code, out, err)
+    assert code in (1, 2), (code, err)
+    if code == 2:
+        assert "--image-map" in err, err
+    else:
+        assert "docker-daemon" in out, out
+
+
+@settings(SETTINGS, max_examples=30)
+@given(pairs=st.lists(st.tuples(image_refs, image_refs), min_size=1, max_size=3))
+def test_well_formed_image_maps_are_accepted(pairs: list[tuple[str, str]]):
+    argv = ["deploy", "--dry-run", "--docker-host", NOWHERE]
+    argv += [f"--image-map={a}={b}" for a, b in pairs]
+    code, _, err = run_cli(argv)
+    assert code == 1 and err == "", (code, err)  # blocked by the missing daemon only
+
+
+# --- stack files (doctor/stacks/*.toml, through the loader) -------------------------
+
+STACK_DIR = Path(__file__).resolve().parent.parent / "doctor" / "stacks"
+STACKS = {
+    path.stem: tomllib.loads(path.read_text()) for path in STACK_DIR.glob("*.toml")
+}
+stack_values = st.recursive(
+    st.one_of(
+        st.integers(min_value=-(2**63), max_value=2**63 - 1),
+        st.floats(),
+        st.booleans(),
+        st.text(max_size=12),
+        st.sampled_from(["redis", "db", "shipyard", "http", "tcp", "no", "/x:/y"]),
+    ),
+    lambda kids: st.one_of(
+        st.lists(kids, max_size=3),
+        st.dictionaries(
+            st.sampled_from(["name", "port", "container", "service", "kind", "x"]),
+            kids,
+            max_size=3,
+        ),
+    ),
+    max_leaves=6,
+)
+
+
+def mutate(node: Any, data: st.DataObject) -> None:
+    """Walk down a random path of the stack and replace, add or delete there."""
+    while True:
+        if isinstance(node, dict) and node:
+            key = data.draw(st.sampled_from(sorted(node)))
+        elif isinstance(node, list) and node:
+            key = data.draw(st.integers(0, len(node) - 1))
+        else:
+            return
+        child = node[key]
+        if isinstance(child, (dict, list)) and child and data.draw(st.booleans()):
+            node = child
+            continue
+        action = data.draw(st.sampled_from(["replace", "delete", "add"]))
+        if action == "delete":
+            del node[key]
+        elif action == "add" and isinstance(node, dict):
+            node[data.draw(st.text(max_size=8))] = data.draw(stack_values)
+        else:
+            node[key] = data.draw(stack_values)
+        return
+
+
+def stack_text(doc: dict[str, Any]) -> str:
+    return "".join(f"{json.dumps(k)} = {toml_value(v)}\n" for k, v in doc.items())
+
+
+def assert_stack_loads_or_says_why(text: str) -> None:
+    origin = "stack file stacks/test.toml"
+    try:
+        stack = parse_stack(text, origin)
+    except ConfigError as exc:
+        message = str(exc)
+        assert message.startswith(f"{origin}: ") and "\n" not in message, message
+        assert exit_code(exc) == 2
+        return
+    # Accepted: what deploy, status and undeploy then ask of it must work too.
+    stack.deploy_order()
+    stack.host_ports({})
+    assert stack.container_names
+
+
+def test_the_real_stacks_round_trip_through_the_generator():
+    # The generator's TOML is faithful: unmutated, every stack loads.
+    for name, doc in STACKS.items():
+        assert parse_stack(stack_text(doc), name).name == name
+
+
+@settings(SETTINGS, max_examples=150)
+@given(data=st.data())
+def test_mutated_stack_files(data: st.DataObject):
+    doc = copy.deepcopy(STACKS[data.draw(st.sampled_from(sorted(STACKS)))])
+    for _ in range(data.draw(st.integers(1, 3))):
+        mutate(doc, data)
+    assert_stack_loads_or_says_why(stack_text(doc))
+
+
+@settings(SETTINGS, max_examples=60)
+@given(text=st.one_of(st.text(max_size=200), st.binary(max_size=200).map(repr)))
+def test_arbitrary_stack_text(text: str):
+    assert_stack_loads_or_says_why(text)

@@ -72,8 +72,8 @@ def deploy(options: DeployOptions, config: Config, env: Environment) -> CommandO
     host = Host(config, env.environ)
     if not host.docker().ok:  # show why, with the fix ids, before anything else
         with host:
-            pre = run_preflight(host, stack, frozenset(), (), options.force)
-        view.render_preflight(pre, out)
+            pre = run_preflight(host, stack, frozenset(), (), force=False)
+        view.render_preflight(pre, out, forceable=False)
         return CommandOutcome(failed=True)
     daemon = Daemon(host)
     try:

@@ -140,11 +140,20 @@ def fix_command(options: FixCommandOptions, env: Environment) -> CommandOutcome:
     config = effective_config(options.config, env.environ)
     with Host(config, env.environ) as host:
         selection = Selection(order_checks(registry, plugin.repairs), {}, frozenset())
-        runs = [
+        checked = run_checks(registry, selection, host, config.checks.timeout)
+        runs = [r for r in checked if r.id in plugin.repairs]
+        # A check it needs that failed or errored (a daemon that does not answer),
+        # or its own check erring, is no "nothing to fix": the fix cannot even be
+        # planned until that check passes.
+        blocking = [
             r
-            for r in run_checks(registry, selection, host, config.checks.timeout)
-            if r.id in plugin.repairs
+            for r in checked
+            if r.status.is_problem
+            and (r.id not in plugin.repairs or r.status.value == "error")
         ]
+        if blocking:
+            fixruns.render_must_pass_first(options.fix_id, blocking, env.stdout)
+            return CommandOutcome(runs=checked)
         failing = [r for r in runs if r.status.value in ("warning", "failure")]
         if not failing:
             fixruns.render_nothing_to_fix(runs, env.stdout)

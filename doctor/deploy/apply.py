@@ -58,7 +58,7 @@ def apply_plan(plan: DeployPlan, daemon: Daemon, reporter: Reporter) -> Outcome:
     secret_values = plan.secrets.values()
 
     def fail(failure: Failure, interrupted: bool = False) -> Outcome:
-        removed = _rollback(daemon, created, made_volumes, made_network, reporter)
+        removed = _rollback(daemon, plan, created, made_volumes, made_network, reporter)
         return Outcome(
             ok=False,
             interrupted=interrupted,
@@ -212,6 +212,7 @@ def _probe_target(
 
 def _rollback(
     daemon: Daemon,
+    plan: DeployPlan,
     containers: list[tuple[str, str]],
     volumes: list[str],
     networks: list[str],
@@ -219,6 +220,8 @@ def _rollback(
 ) -> list[str]:
     removed: list[str] = []
     with _signals_held():
+        with daemon.quiet():
+            _add_strays(daemon, plan, containers, volumes, networks)
         for name, cid in reversed(containers):
             with daemon.quiet():
                 daemon.remove_container(cid, volumes=True)
@@ -234,6 +237,32 @@ def _rollback(
     if removed:
         reporter.step(f"rolled back: removed {', '.join(removed)}")
     return removed
+
+
+def _add_strays(
+    daemon: Daemon,
+    plan: DeployPlan,
+    containers: list[tuple[str, str]],
+    volumes: list[str],
+    networks: list[str],
+) -> None:
+    """Add what Docker created but whose answer a signal cut off (between the API
+    call and its return): this run's names carrying this run's deploy-id label.
+    A repair shares the deploy id of what it keeps, so names and keep decide."""
+    kept = {found.id for found in plan.keep} | {cid for _, cid in containers}
+    creating = {spec.name for spec in plan.create}
+    for found in daemon.containers():
+        ours = found.labels.get(labels.DEPLOY_ID) == plan.deploy_id
+        if ours and found.name in creating and found.id not in kept:
+            containers.insert(0, (found.name, found.id))  # removed last
+    for volume in daemon.volumes_labelled(plan.stack.name):
+        if volume in plan.new_volumes and volume not in volumes:
+            volumes.append(volume)
+    net = None if plan.network_exists else daemon.network(plan.network)
+    if net is not None and net["Id"] not in networks:
+        ours = (net.get("Labels") or {}).get(labels.DEPLOY_ID) == plan.deploy_id
+        if ours:
+            networks.append(net["Id"])
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

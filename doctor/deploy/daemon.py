@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shipyard_doctor.deploy.errors import DeployError
-from shipyard_doctor.host.dockerapi import Endpoint, make_client
+from shipyard_doctor.host.dockerapi import DockerProbe, Endpoint, Problem, make_client
 from shipyard_doctor.host.gateway import Host
 
 API_TIMEOUT = 60.0
@@ -41,8 +41,9 @@ class Daemon:
         if not probe.ok:
             host.close()
             raise DeployError(
-                f"Docker does not answer at {probe.endpoint.url} ({probe.problem}: "
-                f"{probe.reason}); run `shipyard-doctor check --only docker-daemon`"
+                f"Docker does not answer at {probe.endpoint.url} "
+                f"({_why_not(probe, host.docker_timeout)}); "
+                "run `shipyard-doctor check --only docker-daemon`"
             )
         self.endpoint: Endpoint = probe.endpoint
         self.version = str(probe.version.get("Version", "?"))
@@ -171,6 +172,20 @@ class Daemon:
 
         with contextlib.suppress(docker.errors.APIError):
             yield
+
+
+def _why_not(probe: DockerProbe, timeout: float) -> str:
+    """The probe's problem in a few words (its reason is the library's own text)."""
+    match probe.problem:
+        case Problem.TIMEOUT:
+            return f"it accepted the connection but did not answer within {timeout:g} s"
+        case Problem.PERMISSION_DENIED:
+            return f"permission denied on {probe.endpoint.path or probe.endpoint.url}"
+        case Problem.SOCKET_MISSING:
+            return f"{probe.endpoint.path} does not exist"
+        case Problem.NOT_RUNNING:
+            return "nothing accepts connections there"
+    return f"{probe.problem}: {probe.reason}"
 
 
 def _pull_error(ref: str, message: str) -> str:

@@ -59,15 +59,19 @@ def save_secrets(found: StackSecrets) -> None:
         found.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = found.path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(
-                {
-                    "db_password": found.db_password,
-                    "admin_password": found.admin_password,
-                },
-                out,
-            )
-        os.replace(tmp, found.path)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(
+                    {
+                        "db_password": found.db_password,
+                        "admin_password": found.admin_password,
+                    },
+                    out,
+                )
+            os.replace(tmp, found.path)
+        except BaseException:  # Ctrl-C too: no half-written file left behind
+            tmp.unlink(missing_ok=True)
+            raise
     except OSError as exc:
         raise DeployError(
             f"cannot keep the stack's secrets in {found.path}: {exc.strerror}; set "

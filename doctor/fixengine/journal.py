@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from shipyard_doctor.errors import DoctorError, ExitCode
+from shipyard_doctor.errors import DoctorError, ExitCode, UsageError
 from shipyard_doctor.fixengine import restore
 from shipyard_doctor.fixengine.manifest import (
     CommandEntry,
@@ -280,6 +280,7 @@ class Journal:
         Returns the run id and the lines to show: what was restored and what could
         not be reversed. When something cannot be restored the run stays undoable
         and a :class:`JournalError` names it."""
+        self._pick(run_id)  # nothing to undo (no journal yet): say so, create nothing
         with self.lock(command):
             manifest = self._pick(run_id)
             root = self.directory / manifest.run
@@ -316,8 +317,10 @@ class Journal:
             return pending[-1]
         named = [r for r in candidates if r.run == run_id]
         if not named:
-            known = ", ".join(r.run for r in candidates) or "none"
-            raise JournalError(f"no fix run {shown(run_id)} (runs: {known})")
+            recent = [r.run for r in candidates][-5:]
+            known = ", ".join(recent) or f"none recorded in {self.directory}"
+            more = " (`shipyard-doctor undo --list` shows all)" if recent else ""
+            raise UsageError(f"unknown fix run {shown(run_id)}; runs: {known}{more}")
         if named[0].undone:
             raise JournalError(f"fix run {run_id} was already undone")
         return named[0]

@@ -118,9 +118,15 @@ class Host:
 
     def close(self) -> None:
         """Close the Docker client, if one was opened; the host stays usable (a
-        later call opens a new one)."""
-        with self._client_lock:
+        later call opens a new one). A check thread still opening one is waited for
+        a second at most: close also runs while Ctrl-C ends the program, and that
+        thread may be stuck (on the import lock an interrupted import left taken)."""
+        if not self._client_lock.acquire(timeout=1.0):
+            return
+        try:
             client, self._client = self._client, None
+        finally:
+            self._client_lock.release()
         if client is not None:
             client.close()
 

@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from shipyard_doctor.deploy.status import StackStatus, UndeployPlan
 
 
-def render_preflight(pre: Preflight, out: TextIO) -> None:
+def render_preflight(pre: Preflight, out: TextIO, forceable: bool = True) -> None:
+    """The checks and what blocks; *forceable* False: no daemon answers, so
+    --force is no way out (nothing can be deployed without one)."""
     marks = {
         "ok": "ok",
         "warning": "! ",
@@ -43,7 +45,13 @@ def render_preflight(pre: Preflight, out: TextIO) -> None:
         print(f"  x {b.check}: {b.summary}{fixes}", file=out)
         for hint in b.hints[:2]:
             print(f"      -> {hint}", file=out)
-    if not pre.forced:
+    if not forceable:
+        print(
+            "nothing done: the Docker daemon must answer first "
+            "(--force cannot deploy without one)",
+            file=out,
+        )
+    elif not pre.forced:
         repair = sorted({f for b in pre.blockers for f in b.fixes})
         if repair:
             print(

@@ -18,6 +18,15 @@ def render_nothing_to_fix(runs: Sequence[CheckRun], out: TextIO) -> None:
     out.write(f"nothing to fix: {states}\n")
 
 
+def render_must_pass_first(
+    fix_id: str, blocking: Sequence[CheckRun], out: TextIO
+) -> None:
+    states = "; ".join(
+        f"{r.id} ({r.status.value}: {r.result.summary})" for r in blocking
+    )
+    out.write(f"cannot fix with {fix_id} yet, this must pass first: {states}\n")
+
+
 def render_question(plan: Plan, out: TextIO) -> None:
     """Ask before applying ``plan``; the answer is read by the command."""
     out.write(f"apply fix {plan.fix_id}? [y/N] ")
@@ -36,4 +45,4 @@ def render_runs(runs: Sequence[Manifest], directory: Path, out: TextIO) -> None:
         undone = " (undone)" if run.undone else ""
         out.write(f"{run.run}  {run.started}  {fixes}{undone}\n")
     if not runs:
-        out.write(f"no fix runs in {directory}\n")
+        out.write(f"no fix runs recorded in {directory}\n")

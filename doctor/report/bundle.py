@@ -7,7 +7,9 @@ import hashlib
 import io
 import json
 import os
+import stat
 import tarfile
+import tempfile
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -21,8 +23,31 @@ def default_path(fmt: Format, now: datetime) -> str:
 
 
 def write_private(path: str, data: bytes) -> None:
-    """Write *data* to *path*, readable by its owner only (also when it existed)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    """Write *data* to *path*, readable by its owner only (also when it existed).
+
+    A file is written whole or not at all -- a temp file beside it, renamed over
+    it -- so Ctrl-C never leaves half a report. What is not a regular file (a
+    FIFO, a terminal) is written to in place; a symlink is refused (O_NOFOLLOW).
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        mode = stat.S_IFREG
+    if not stat.S_ISREG(mode):
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+        _write_fd(os.open(path, flags, 0o600), data)
+        return
+    folder, name = os.path.split(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder or ".")
+    try:
+        _write_fd(fd, data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _write_fd(fd: int, data: bytes) -> None:
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "wb", closefd=False) as f:

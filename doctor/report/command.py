@@ -319,15 +319,21 @@ def _make_report(
             if stamp_path
             else bundle.default_path(options.format, now) + ".pseudonyms.json"
         )
-        _write(
-            mapping_path,
-            json.dumps(pseudonymizer.mapping(), indent=2).encode() + b"\n",
-        )
-    if options.to_stdout:
-        env.stdout.write(data.decode())
-        env.stdout.flush()
-    else:
-        _write(path, data)
+    try:
+        if pseudonymizer is not None and mapping_path is not None:
+            _write(
+                mapping_path,
+                json.dumps(pseudonymizer.mapping(), indent=2).encode() + b"\n",
+            )
+        if options.to_stdout:
+            env.stdout.write(data.decode())
+            env.stdout.flush()
+        else:
+            _write(path, data)
+    except BaseException:  # Ctrl-C or a write error: no mapping without its report
+        if mapping_path is not None:
+            Path(mapping_path).unlink(missing_ok=True)
+        raise
     return Outcome(
         None if options.to_stdout else path,
         options.format,
