@@ -108,7 +108,9 @@ def _schema1(
     rebuilt = (
         "map the stack's images to rebuilt ones: re-push them as manifest schema "
         f"2 (pull with Docker <= 28.1 and {SCHEMA1_ENV}=1, then docker push to "
-        "your registry) and list them in the coming [deploy] images map"
+        "your registry) and map them in the configuration's [stack.images] "
+        '("FROM" = "TO"), or for one deploy: shipyard-doctor deploy --image-map '
+        "FROM=TO"
     )
     if found.to_pull and pull is Schema1Pull.REMOVED:
         failures.append(

@@ -125,6 +125,17 @@ class DockerManager:
             case _:
                 return ()
 
+    def reload_command(self) -> Argv:
+        """How to make the running dockerd reread daemon.json (SIGHUP: the
+        reloadable keys, live-restore among them) without stopping containers."""
+        if self.kind in (Kind.SYSTEMD, Kind.SYSTEMD_USER, Kind.SNAP):
+            return self._systemctl("reload", self.unit or DOCKER_SERVICE)
+        return (
+            ("kill", "-HUP", str(self.pid))
+            if self.pid
+            else ("pkill", "-HUP", "dockerd")
+        )
+
     def to_dict(self) -> dict[str, object]:
         return {
             "kind": self.kind.value,
