@@ -146,3 +146,35 @@ def test_a_cycle_is_found():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert _cycle(graph) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+# --- README's map of the house -------------------------------------------------------
+
+
+def _map_rows() -> dict[str, str]:
+    """README's "Map of the house" table: first column -> the whole row."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("### Map of the house", 1)[1].split("\n### ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    return {row.split("|")[1].strip(): row for row in rows}
+
+
+def test_the_map_names_every_folder_and_engine_module():
+    rows = _map_rows()
+    tracked = {"checks", "fixes", "tests", "benchmarks", "scripts", ".ci"}
+    assert tracked <= {p.name for p in ROOT.iterdir() if p.is_dir()}
+    for folder in tracked:
+        assert any(f"`{folder}/`" in name for name in rows), f"{folder}/ not in map"
+    for package in sorted((ROOT / "doctor").glob("*/__init__.py")):
+        name = package.parent.name
+        (row,) = [r for n, r in rows.items() if n == f"`doctor/{name}/`"]
+        # Every module of the engine's folders is named in its row (host/ names
+        # its kinds of facts instead: one module per kind).
+        if name != "host":
+            for module in package.parent.glob("*.py"):
+                if module.stem != "__init__":
+                    assert f"`{module.stem}`" in row, f"{name}/{module.name}"
+    top = " ".join(r for n, r in rows.items() if n.startswith("`doctor/` "))
+    for module in (ROOT / "doctor").glob("*.py"):
+        if module.stem != "__init__":
+            assert f"`{module.stem}`" in top, f"doctor/{module.name} not in map"
