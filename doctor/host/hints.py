@@ -50,6 +50,34 @@ def docker_reload(host: Host) -> str:
     return command if found.kind is Kind.SYSTEMD_USER else as_admin(host, command)
 
 
+def docker_environment(host: Host, assignment: str) -> str:
+    """How to give dockerd ``assignment`` (``NAME=value``) in its environment and
+    restart it, where the manager that runs it keeps that environment."""
+    found = host.docker_manager()
+    unit = found.unit or "docker.service"
+    match found.kind:
+        case Kind.SYSTEMD | Kind.SNAP:
+            how = f"{as_admin(host, f'systemctl edit {unit}')}: [Service] Environment="
+        case Kind.SYSTEMD_USER:
+            how = f"systemctl --user edit {unit}: [Service] Environment="
+        case Kind.SYSVINIT:
+            how = "in /etc/default/docker: export "
+        case Kind.OPENRC:
+            how = "in /etc/conf.d/docker: export "
+        case _:  # started by hand: the same command line, with the variable
+            command = as_admin(
+                host, f"{assignment} {shlex.join(found.argv or ('dockerd',))}"
+            )
+            return (
+                f"set {assignment} in dockerd's environment: stop dockerd and start "
+                f"it again as {command}"
+            )
+    restart = docker_service(host, "restart")
+    return (
+        f"set {assignment} in dockerd's environment ({how}{assignment}; then {restart})"
+    )
+
+
 def stop_daemons(host: Host, pids: Sequence[int]) -> str:
     """How to stop the dockerd processes of ``pids`` that nobody meant to start:
     by pid, all but the one the service manager runs (it would only start it
