@@ -21,10 +21,9 @@ from shipyard_doctor.host.compat import (
     parse_version,
 )
 from shipyard_doctor.host.gateway import Host
+from shipyard_doctor.host.hints import docker_environment
 from shipyard_doctor.model import Check, Result, and_more
 from shipyard_doctor.stacks import Client
-
-RESTART = "(systemctl edit docker.service, then systemctl restart docker)"
 
 
 class DockerCompatCheck(Check):
@@ -63,8 +62,8 @@ class DockerCompatCheck(Check):
                 f"Docker {engine} refuses {client.name}'s API {client.api} "
                 f"({which} accepted: {limit})"
             )
-            hints.extend(_api_hints(client, engine, oldest, too_new))
-        warnings = _schema1(found, details, failures, hints)
+            hints.extend(_api_hints(host, client, engine, oldest, too_new))
+        warnings = _schema1(host, found, details, failures, hints)
         if failures:
             summary = and_more(failures[0], len(failures) - 1)
             return Result.failure(summary, details=details, hints=hints, evidence=found)
@@ -94,7 +93,11 @@ class DockerCompatCheck(Check):
 
 
 def _schema1(
-    found: CompatEvidence, details: list[str], failures: list[str], hints: list[str]
+    host: Host,
+    found: CompatEvidence,
+    details: list[str],
+    failures: list[str],
+    hints: list[str],
 ) -> list[str]:
     """What pulling the stack's schema 1 images means here; returns the warnings."""
     engine, legacy, pull = found.engine, found.legacy, found.pull
@@ -108,7 +111,9 @@ def _schema1(
     rebuilt = (
         "map the stack's images to rebuilt ones: re-push them as manifest schema "
         f"2 (pull with Docker <= 28.1 and {SCHEMA1_ENV}=1, then docker push to "
-        "your registry) and list them in the coming [deploy] images map"
+        "your registry) and map them in the configuration's [stack.images] "
+        '("FROM" = "TO"), or for one deploy: shipyard-doctor deploy --image-map '
+        "FROM=TO"
     )
     if found.to_pull and pull is Schema1Pull.REMOVED:
         failures.append(
@@ -117,7 +122,7 @@ def _schema1(
         )
         hints.append(rebuilt)
     elif found.to_pull and pull is Schema1Pull.DISABLED:
-        hints.append(f"set {SCHEMA1_ENV}=1 in dockerd's environment {RESTART}")
+        hints.append(docker_environment(host, f"{SCHEMA1_ENV}=1"))
         hints.append("or " + rebuilt)
         return [
             f"Docker {engine} will not pull Shipyard {found.stack}'s schema 1 "
@@ -126,7 +131,9 @@ def _schema1(
     return []
 
 
-def _api_hints(client: Client, engine: str, oldest: str, too_new: bool) -> list[str]:
+def _api_hints(
+    host: Host, client: Client, engine: str, oldest: str, too_new: bool
+) -> list[str]:
     if too_new:
         return [f"upgrade Docker: {client.name} needs API {client.api}"]
     hints = []
@@ -138,8 +145,8 @@ def _api_hints(client: Client, engine: str, oldest: str, too_new: bool) -> list[
     floor = lowest_min_api(engine)
     if parse_version(client.api) >= parse_version(floor):
         hints.append(
-            f"or lower the daemon's floor: DOCKER_MIN_API_VERSION={client.api} in "
-            f"dockerd's environment {RESTART}"
+            "or lower the daemon's floor: "
+            + docker_environment(host, f"DOCKER_MIN_API_VERSION={client.api}")
         )
     else:
         hints.append(

@@ -15,6 +15,7 @@ from shipyard_doctor.host import dockerstate, dockerviews
 from shipyard_doctor.host.dockerviews import ClientView, StateProblem
 from shipyard_doctor.host.facts import Unavailable
 from shipyard_doctor.host.gateway import Container, Host
+from shipyard_doctor.host.hints import stop_daemons
 from shipyard_doctor.model import Check, Findings, Problem, Result, Status
 
 Found = Findings[StateProblem]
@@ -65,8 +66,8 @@ def _daemons(host: Host, found: Found) -> None:
             f"{len(here)} dockerd processes are running: "
             + "; ".join(d.describe() for d in here),
             "run one dockerd per host: stop the one you did not mean to start "
-            "(systemctl stop docker, or kill PID of the extra one); two daemons fight"
-            " over docker0, the iptables chains and the socket",
+            f"({stop_daemons(host, [d.pid for d in here])}); two daemons fight over "
+            "docker0, the iptables chains and the socket",
         )
 
 

@@ -14,14 +14,10 @@ from __future__ import annotations
 
 from shipyard_doctor.host import iptables
 from shipyard_doctor.host.gateway import Host
+from shipyard_doctor.host.hints import docker_reload, docker_service
 from shipyard_doctor.host.natrules import NatEvidence, NatProblem, NatState, nat_state
 from shipyard_doctor.model import Check, Findings, Problem, Result, and_more
 
-RESTART = (
-    "restart Docker to recreate its chains and rules: first make running containers "
-    'survive it with "live-restore": true in daemon.json and systemctl reload docker, '
-    "then systemctl restart docker"
-)
 POLICY = (
     "keep site firewall rules in the DOCKER-USER chain (Docker never changes it) and "
     "never flush iptables wholesale (iptables -F, iptables -t nat -F, restarting an "
@@ -76,7 +72,12 @@ class NatDockerCheck(Check):
                 details=[*details, saved.command.describe()],
             )
         state = nat_state(host, saved.ruleset)
-        found = _verdict(state, daemon.ip_forward)
+        restart = (
+            "restart Docker to recreate its chains and rules: first make running "
+            'containers survive it with "live-restore": true in daemon.json and '
+            f"{docker_reload(host)}, then {docker_service(host, 'restart')}"
+        )
+        found = _verdict(state, daemon.ip_forward, restart)
         found.details[:0] = [*details, *state.describe()]
         evidence = NatEvidence(state, tuple(found.problems))
         if found.problems:
@@ -96,7 +97,7 @@ class NatDockerCheck(Check):
         )
 
 
-def _verdict(state: NatState, daemon_forwards: bool) -> Findings[NatProblem]:
+def _verdict(state: NatState, forwards: bool, restart: str) -> Findings[NatProblem]:
     found = Findings[NatProblem]()
     missing = [p.mapping for p in state.published if p.dnat is None]
     if missing:
@@ -130,10 +131,10 @@ def _verdict(state: NatState, daemon_forwards: bool) -> Findings[NatProblem]:
     if found.problems:
         names = " ".join(sorted({m.container for m in missing}))
         restart_only = f"or restart only those containers: docker restart {names}"
-        for text in (RESTART, *([restart_only] if missing else []), POLICY):
+        for text in (restart, *([restart_only] if missing else []), POLICY):
             found.hint(text)
     if state.ip_forward is False:
-        why = "" if daemon_forwards else " (dockerd runs with ip-forward disabled)"
+        why = "" if forwards else " (dockerd runs with ip-forward disabled)"
         text = (
             "IPv4 forwarding is off (net.ipv4.ip_forward = 0): published ports do not "
             f"forward and containers cannot reach the network{why}"
@@ -141,14 +142,14 @@ def _verdict(state: NatState, daemon_forwards: bool) -> Findings[NatProblem]:
         found.add(Problem(Kind.FORWARDING_OFF, text), FORWARD_ON)
     if state.forward_blocker:
         text = f"the FORWARD chain drops container traffic: {state.forward_blocker}"
-        found.add(Problem(Kind.FORWARD_DROPS, text), RESTART, POLICY)
+        found.add(Problem(Kind.FORWARD_DROPS, text), restart, POLICY)
     for m in state.masquerades:
         if m.rule is None:
             text = (
                 f"containers on {m.bridge.interface} ({m.subnet}) cannot reach other "
                 "networks: nat POSTROUTING has no MASQUERADE rule for the subnet"
             )
-            found.add(Problem(Kind.NO_MASQUERADE, text), RESTART, POLICY)
+            found.add(Problem(Kind.NO_MASQUERADE, text), restart, POLICY)
     for o in state.overlaps:
         text = (
             f"Docker bridge {o.bridge.interface} ({o.subnet}) overlaps {o.clashes[0]}: "

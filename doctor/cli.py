@@ -9,18 +9,16 @@ into the frozen option dataclasses of doctor/options.py once; the commands
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import traceback
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from shipyard_doctor import __version__
 from shipyard_doctor.cli_deploy import add_deploy_parsers
 from shipyard_doctor.completion import add_completion_command
 from shipyard_doctor.context import Environment
-from shipyard_doctor.errors import DoctorError, Interrupted
+from shipyard_doctor.errors import DoctorError, Interrupted, sigterm_interrupts
 from shipyard_doctor.options import (
     CheckOptions,
     CommandOptions,
@@ -312,7 +310,7 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
         return exit_code(CommandOutcome(usage=True))
     debug = bool(getattr(args, "debug", False))
     try:
-        with _sigterm_interrupts():
+        with sigterm_interrupts():
             return exit_code(run(to_options(args, argv, env), env))
     except DoctorError as exc:
         print(f"shipyard-doctor: error: {exc}", file=env.stderr)
@@ -363,25 +361,6 @@ def run(options: CommandOptions, env: Environment) -> CommandOutcome:
     else:
         from shipyard_doctor.commands.check import check_command as command
     return command(options, env)
-
-
-@contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM (kill PID, a service manager stopping us) ends the run like Ctrl-C:
-    the commands a fix started are stopped and the journal stays undoable."""
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _positive_float(text: str) -> float:

@@ -17,7 +17,9 @@ examples (as root; then open a new shell):
 """
 
 
-def add_completion_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_completion_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
     completion = commands.add_parser(
         "completion",
         help="print the shell completion script for bash, zsh or fish",

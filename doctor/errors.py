@@ -6,6 +6,9 @@ as one line (a traceback only with ``--debug``) and exits with its ``exit_code``
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import IntEnum
 
 
@@ -42,3 +45,23 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, hint: str):
         super().__init__(hint)
         self.hint = hint
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (kill PID, a service manager stopping us) ends what runs inside like
+    Ctrl-C: a KeyboardInterrupt, so fix runs stop their commands and stay undoable,
+    and a deploy rolls back. Outside the main thread signals are left alone."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

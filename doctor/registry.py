@@ -9,9 +9,10 @@ the run reports it as an ``error`` for that id and goes on.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
+from typing import TypeVar
 
 from shipyard_doctor.model import CHECK_ID, Check
 
@@ -73,11 +74,9 @@ def discover() -> Registry:
     fixes: dict[str, FixPlugin] = {}
     broken: list[BrokenPlugin] = []
     for ep in _unique(entry_points(group=CHECKS_GROUP)):
-        record = _load(ep, CHECKS_GROUP, _as_check)
-        _add(record, checks, broken)
+        _add(_load(ep, CHECKS_GROUP, _as_check), checks, broken)
     for ep in _unique(entry_points(group=FIXES_GROUP)):
-        record = _load(ep, FIXES_GROUP, _as_fix)
-        _add(record, fixes, broken)
+        _add(_load(ep, FIXES_GROUP, _as_fix), fixes, broken)
     return Registry(checks=checks, fixes=fixes, broken=tuple(broken))
 
 
@@ -93,9 +92,12 @@ def _unique(eps: Iterable[EntryPoint]) -> list[EntryPoint]:
     return out
 
 
+Plugin = TypeVar("Plugin", CheckPlugin, FixPlugin)
+
+
 def _add(
-    record: CheckPlugin | FixPlugin | BrokenPlugin,
-    into: dict,  # type: ignore[type-arg]
+    record: Plugin | BrokenPlugin,
+    into: dict[str, Plugin],
     broken: list[BrokenPlugin],
 ) -> None:
     if isinstance(record, BrokenPlugin):
@@ -116,7 +118,9 @@ def _add(
         into[record.id] = record
 
 
-def _load(ep: EntryPoint, group: str, convert):  # type: ignore[no-untyped-def]
+def _load(
+    ep: EntryPoint, group: str, convert: Callable[[str, object, str, str], Plugin]
+) -> Plugin | BrokenPlugin:
     dist = ep.dist.name if ep.dist is not None else "?"
     try:
         obj = ep.load()
@@ -148,7 +152,8 @@ def _as_fix(name: str, obj: object, origin: str, dist: str) -> FixPlugin:
     repairs = getattr(obj, "repairs", None)
     if not isinstance(repairs, tuple) or not repairs:
         raise ValueError(f"{origin}: 'repairs' must be a non-empty tuple of check ids")
-    return FixPlugin(name, obj.title, repairs, obj, origin, dist)  # type: ignore[attr-defined]
+    title = str(getattr(obj, "title", ""))  # _common made sure it is a string
+    return FixPlugin(name, title, repairs, obj, origin, dist)
 
 
 def _common(name: str, obj: type, origin: str) -> None:

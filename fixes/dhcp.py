@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ from shipyard_doctor.fixing import (
     RunCommand,
     Step,
 )
-from shipyard_doctor.host import netinfo
+from shipyard_doctor.host import netinfo, processes
 from shipyard_doctor.host.dhcp import DhcpClient
 from shipyard_doctor.host.dhcpstate import DhcpEvidence, requests_from_data
 from shipyard_doctor.host.gateway import Host
@@ -342,11 +341,5 @@ def _same_process(host: Host, pid: int, argv: Sequence[str]) -> bool:
 
 
 def _stop(host: Host, pid: int, argv: Sequence[str]) -> None:
-    if not _same_process(host, pid, argv):
-        return
-    os.kill(pid, signal.SIGTERM)  # dhclient exits on it without touching the lease
-    deadline = time.monotonic() + 5
-    while _same_process(host, pid, argv):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"pid {pid} still runs 5 s after SIGTERM")
-        time.sleep(0.05)
+    # dhclient exits on SIGTERM without touching the lease.
+    processes.stop(pid, lambda: _same_process(host, pid, argv), timeout=5)

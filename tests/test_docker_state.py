@@ -194,6 +194,10 @@ def test_second_daemon_other_data_root_and_clients_elsewhere(
     assert check["summary"].startswith("2 dockerd processes are running")
     assert check["summary"].endswith("(and 3 more)")
     assert any("docker context use default" in h for h in check["hints"])
+    # Both were started by hand: each is named by its pid (root: no sudo).
+    (stop,) = [h for h in check["hints"] if h.startswith("run one dockerd per host")]
+    assert f"kill {empty.pid}" in stop and f"kill {full.pid}" in stop, stop
+    assert "systemctl" not in stop and "sudo" not in stop, stop
 
 
 def test_one_daemon_reached_over_tcp_and_unix_is_healthy(

@@ -5,6 +5,8 @@ fixes or the fix engine, and a check stays the verdict and its words."""
 from __future__ import annotations
 
 import ast
+import importlib
+import pkgutil
 from pathlib import Path
 
 ROOT = Path(__file__).parent.parent
@@ -53,3 +55,126 @@ def test_host_knowledge_imports_no_engine():
 def test_checks_are_small():
     sizes = {p.name: len(p.read_text().splitlines()) for p in _modules("checks")}
     assert max(sizes.values()) <= 160, sizes
+
+
+# --- no import cycles ----------------------------------------------------------------
+
+#: pyproject.toml's package-dir: each source folder and the package it installs as.
+TREES = {"doctor": PACKAGE, "checks": f"{PACKAGE}.checks", "fixes": f"{PACKAGE}.fixes"}
+
+
+def _package_modules() -> dict[str, Path]:
+    found = {}
+    for folder, package in TREES.items():
+        for path in (ROOT / folder).rglob("*.py"):
+            parts = path.relative_to(ROOT / folder).with_suffix("").parts
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            found[".".join((package, *parts))] = path
+    return found
+
+
+def _runtime_imports(path: Path, modules: set[str]) -> set[str]:
+    """The package modules *path* imports when it runs: at the top and inside
+    functions (a lazy import that goes round is still a cycle), but not under
+    ``if TYPE_CHECKING:``, which never runs."""
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                for other in child.orelse:
+                    visit(other)
+                continue
+            if isinstance(child, ast.ImportFrom) and child.module:
+                for alias in child.names:
+                    name = f"{child.module}.{alias.name}"
+                    found.add(name if name in modules else child.module)
+            elif isinstance(child, ast.Import):
+                found.update(alias.name for alias in child.names)
+            visit(child)
+
+    visit(ast.parse(path.read_text()))
+    return found & modules
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of *graph*, as the modules along it, or None."""
+    state: dict[str, str] = {}  # "open" while on the path, "done" once cleared
+    path: list[str] = []
+
+    def walk(module: str) -> list[str] | None:
+        state[module] = "open"
+        path.append(module)
+        for target in sorted(graph[module]):
+            if state.get(target) == "open":
+                return [*path[path.index(target) :], target]
+            if target not in state and (found := walk(target)):
+                return found
+        path.pop()
+        state[module] = "done"
+        return None
+
+    for module in sorted(graph):
+        if module not in state and (found := walk(module)):
+            return found
+    return None
+
+
+def test_every_module_of_the_package_imports():
+    modules = _package_modules()
+    walked = set(TREES.values())
+    for name in TREES.values():  # the editable install maps each tree on its own
+        package = importlib.import_module(name)
+        for info in pkgutil.walk_packages(package.__path__, f"{name}."):
+            importlib.import_module(info.name)
+            walked.add(info.name)
+    # The installed package and the source folders are the same modules.
+    assert walked == set(modules)
+
+
+def test_no_import_cycles():
+    modules = _package_modules()
+    graph = {
+        name: _runtime_imports(path, set(modules)) for name, path in modules.items()
+    }
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph) or ())
+
+
+def test_a_cycle_is_found():
+    # The search itself, on a graph with one: a test that cannot fail proves nothing.
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _cycle(graph) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+# --- README's map of the house -------------------------------------------------------
+
+
+def _map_rows() -> dict[str, str]:
+    """README's "Map of the house" table: first column -> the whole row."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("### Map of the house", 1)[1].split("\n### ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    return {row.split("|")[1].strip(): row for row in rows}
+
+
+def test_the_map_names_every_folder_and_engine_module():
+    rows = _map_rows()
+    tracked = {"checks", "fixes", "tests", "benchmarks", "scripts", ".ci"}
+    assert tracked <= {p.name for p in ROOT.iterdir() if p.is_dir()}
+    for folder in tracked:
+        assert any(f"`{folder}/`" in name for name in rows), f"{folder}/ not in map"
+    for package in sorted((ROOT / "doctor").glob("*/__init__.py")):
+        name = package.parent.name
+        (row,) = [r for n, r in rows.items() if n == f"`doctor/{name}/`"]
+        # Every module of the engine's folders is named in its row (host/ names
+        # its kinds of facts instead: one module per kind).
+        if name != "host":
+            for module in package.parent.glob("*.py"):
+                if module.stem != "__init__":
+                    assert f"`{module.stem}`" in row, f"{name}/{module.name}"
+    top = " ".join(r for n, r in rows.items() if n.startswith("`doctor/` "))
+    for module in (ROOT / "doctor").glob("*.py"):
+        if module.stem != "__init__":
+            assert f"`{module.stem}`" in top, f"doctor/{module.name} not in map"

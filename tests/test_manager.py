@@ -227,3 +227,11 @@ def test_restart_and_start_commands_per_manager():
     assert manual.start_command(root=True) == "dockerd --config-file /x.json"
     sysv = DockerManager(Kind.SYSVINIT, Init.SYSVINIT, False)
     assert sysv.restart_commands() == (("service", "docker", "restart"),)
+    assert systemd.reload_command() == ("systemctl", "reload", "docker.service")
+    assert rootless.reload_command() == (
+        "systemctl",
+        "--user",
+        "reload",
+        "docker.service",
+    )
+    assert manual.reload_command() == ("kill", "-HUP", "42")

@@ -114,6 +114,8 @@ def test_flushed_dnat_rules_name_the_port(clean_docker_host, session_rules):
         for d in check["details"]
     )
     assert "live-restore" in check["hints"][0]
+    # A dockerd started by hand: reloaded by its pid, no systemctl, no sudo (root).
+    assert f"and kill -HUP {host.dockerd.pid}, then" in check["hints"][0]
     assert "docker restart web" in check["hints"][1]
     assert "DOCKER-USER" in check["hints"][2]
 

@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any
 
 from shipyard_doctor.deploy import labels, probes
@@ -25,6 +24,7 @@ from shipyard_doctor.deploy.errors import DeployError
 from shipyard_doctor.deploy.events import Reporter
 from shipyard_doctor.deploy.plan import ContainerSpec, DeployPlan
 from shipyard_doctor.deploy.secrets import redact, save_secrets
+from shipyard_doctor.errors import sigterm_interrupts
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def apply_plan(plan: DeployPlan, daemon: Daemon, reporter: Reporter) -> Outcome:
             seconds=time.monotonic() - started,
         )
 
-    with _signals_interrupt():
+    with sigterm_interrupts():  # SIGTERM behaves like Ctrl-C: rolled back
         try:
             for image in plan.pulls:
                 reporter.pull_started(image)
@@ -263,23 +263,6 @@ def _add_strays(
         ours = (net.get("Labels") or {}).get(labels.DEPLOY_ID) == plan.deploy_id
         if ours:
             networks.append(net["Id"])
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-@contextlib.contextmanager
-def _signals_interrupt() -> Iterator[None]:
-    """SIGTERM behaves like Ctrl-C while the transaction runs."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager

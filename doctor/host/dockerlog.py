@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from shipyard_doctor.host import files
 from shipyard_doctor.host.facts import host_fact
+from shipyard_doctor.host.initsystem import Init, detect_init
 from shipyard_doctor.host.systemd import DOCKER_SERVICE
 
 if TYPE_CHECKING:
@@ -121,8 +122,6 @@ def _daemon_log(host: Host) -> DaemonLog:
 
 def _systemd_is_init(host: Host) -> bool:
     """The journal is only there when systemd really is PID 1 ([host] run_dir)."""
-    from shipyard_doctor.host.manager import Init, detect_init
-
     cfg = host.config.host
     return detect_init(cfg.proc_dir, cfg.run_dir)[0] is Init.SYSTEMD
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from shipyard_doctor.config import Config
 from shipyard_doctor.host import commands, sockets
@@ -47,7 +47,7 @@ def fact(method: Callable[[Host], T]) -> Callable[[Host], T]:
         with self._locks[name]:
             if name not in self._facts:
                 self._facts[name] = method(self)
-            return self._facts[name]  # type: ignore[no-any-return]
+            return cast(T, self._facts[name])  # one table holds every fact
 
     return wrapper
 
@@ -114,7 +114,7 @@ class Host:
         with self._locks[key]:
             if key not in self._facts:
                 self._facts[key] = compute()
-            return self._facts[key]  # type: ignore[no-any-return]
+            return cast(T, self._facts[key])
 
     def close(self) -> None:
         """Close the Docker client, if one was opened; the host stays usable (a

@@ -29,6 +29,7 @@ from shipyard_doctor.host.daemonconf import (
     running_setup,
     unit_setup,
 )
+from shipyard_doctor.host.initsystem import Init, detect_init
 from shipyard_doctor.host.processes import cgroup_path
 from shipyard_doctor.host.systemd import DOCKER_SERVICE, docker_units
 
@@ -36,15 +37,6 @@ if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
 
 Argv = tuple[str, ...]
-
-
-class Init(enum.StrEnum):
-    """What runs as PID 1, as far as starting services goes."""
-
-    SYSTEMD = "systemd"
-    SYSVINIT = "sysvinit"  # also busybox init and WSL's /init: `service` works there
-    OPENRC = "openrc"
-    NONE = "none"  # a container's entrypoint, a shell: no service manager
 
 
 class Kind(enum.StrEnum):
@@ -133,6 +125,17 @@ class DockerManager:
             case _:
                 return ()
 
+    def reload_command(self) -> Argv:
+        """How to make the running dockerd reread daemon.json (SIGHUP: the
+        reloadable keys, live-restore among them) without stopping containers."""
+        if self.kind in (Kind.SYSTEMD, Kind.SYSTEMD_USER, Kind.SNAP):
+            return self._systemctl("reload", self.unit or DOCKER_SERVICE)
+        return (
+            ("kill", "-HUP", str(self.pid))
+            if self.pid
+            else ("pkill", "-HUP", "dockerd")
+        )
+
     def to_dict(self) -> dict[str, object]:
         return {
             "kind": self.kind.value,
@@ -149,20 +152,6 @@ def _read(path: Path) -> str:
         return path.read_text(errors="replace")
     except OSError:
         return ""
-
-
-def detect_init(proc_dir: str, run_dir: str) -> tuple[Init, str]:
-    """What runs as PID 1, and the evidence line."""
-    comm = _read(Path(proc_dir) / "1" / "comm").strip()
-    booted = (Path(run_dir) / "systemd" / "system").is_dir()
-    seen = f"PID 1 is {comm or '?'}"
-    if comm == "systemd" and booted:
-        return Init.SYSTEMD, f"{seen} and {run_dir}/systemd/system exists"
-    if comm == "openrc-init" or (Path(run_dir) / "openrc").is_dir():
-        return Init.OPENRC, f"{seen}; OpenRC runs ({run_dir}/openrc)"
-    if comm == "init":
-        return Init.SYSVINIT, f"{seen} (sysvinit, busybox or WSL init: `service`)"
-    return Init.NONE, f"{seen}: no service manager"
 
 
 def _stat_ppid(proc_dir: str, pid: int) -> tuple[int, str]:

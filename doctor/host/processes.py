@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -84,11 +85,18 @@ def running(pid: int, started: float | None) -> bool:
 def terminate(pid: int, started: float | None, timeout: float = 10.0) -> None:
     """SIGTERM the very process planned for, and wait until it is gone (its port
     is free then); an error if it outlives ``timeout``."""
-    if not running(pid, started):
+    stop(pid, lambda: running(pid, started), timeout)
+
+
+def stop(pid: int, still_it: Callable[[], bool], timeout: float = 10.0) -> None:
+    """SIGTERM ``pid`` while ``still_it()`` says it is the process meant (a reused
+    pid is not), and wait until it is gone; TimeoutError if it outlives
+    ``timeout``."""
+    if not still_it():
         return
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while running(pid, started):
+    while still_it():
         if time.monotonic() > deadline:
-            raise RuntimeError(f"pid {pid} still runs {timeout:.0f} s after SIGTERM")
+            raise TimeoutError(f"pid {pid} still runs {timeout:.0f} s after SIGTERM")
         time.sleep(0.05)

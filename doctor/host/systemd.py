@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from shipyard_doctor.host import files
 from shipyard_doctor.host.facts import host_fact
+from shipyard_doctor.host.initsystem import Init, detect_init
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
@@ -295,8 +296,6 @@ class ManagerView:
 @host_fact
 def manager_view(host: Host, unit: str = DOCKER_SERVICE) -> ManagerView | None:
     """None when systemd is not PID 1 or systemctl cannot answer."""
-    from shipyard_doctor.host.manager import Init, detect_init
-
     cfg = host.config.host
     if detect_init(cfg.proc_dir, cfg.run_dir)[0] is not Init.SYSTEMD:
         return None
