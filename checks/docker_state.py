@@ -11,18 +11,26 @@ script's `-p :8000`). Each finding is one line with the real pids, paths and por
 
 from __future__ import annotations
 
-from shipyard_doctor.host import dockerstate, dockerviews
-from shipyard_doctor.host.dockerviews import ClientView, StateProblem
-from shipyard_doctor.host.facts import Unavailable
-from shipyard_doctor.host.gateway import Container, Host
+from typing import TYPE_CHECKING
+
 from shipyard_doctor.model import Check, Findings, Problem, Result, Status
 
-Found = Findings[StateProblem]
-WARNINGS = (StateProblem.DAEMONS, StateProblem.CLIENT_ELSEWHERE, StateProblem.DATA_ROOT)
+if TYPE_CHECKING:
+    from shipyard_doctor.host.dockerviews import ClientView, StateProblem
+    from shipyard_doctor.host.gateway import Container, Host
+
+    Found = Findings[StateProblem]
 
 
 def _add(found: Found, kind: StateProblem, line: str, *hints: str) -> None:
-    status = Status.WARNING if kind in WARNINGS else Status.FAILURE
+    from shipyard_doctor.host.dockerviews import StateProblem
+
+    warnings = (
+        StateProblem.DAEMONS,
+        StateProblem.CLIENT_ELSEWHERE,
+        StateProblem.DATA_ROOT,
+    )
+    status = Status.WARNING if kind in warnings else Status.FAILURE
     found.add(Problem(kind, line, status), *hints, detail=True)
 
 
@@ -33,7 +41,10 @@ class DockerStateCheck(Check):
     requires = ("docker-daemon",)
 
     def run(self, host: Host) -> Result:
-        found = Found()
+        from shipyard_doctor.host import dockerstate, dockerviews
+        from shipyard_doctor.host.facts import Unavailable
+
+        found: Found = Findings()
         url = host.docker().endpoint.url
         _daemons(host, found)
         clients = _clients(host, url, found)
@@ -55,6 +66,9 @@ class DockerStateCheck(Check):
 
 
 def _daemons(host: Host, found: Found) -> None:
+    from shipyard_doctor.host import dockerstate, dockerviews
+    from shipyard_doctor.host.dockerviews import StateProblem
+
     daemons = dockerstate.running_daemons(host)
     found.details += dockerviews.describe_daemons(daemons)
     here = [d for d in daemons if d.same_netns is not False]
@@ -72,6 +86,9 @@ def _daemons(host: Host, found: Found) -> None:
 
 def _clients(host: Host, url: str, found: Found) -> tuple[ClientView, ...]:
     """Where the docker CLI points; the ones at another daemon are findings."""
+    from shipyard_doctor.host import dockerstate, dockerviews
+    from shipyard_doctor.host.dockerviews import StateProblem
+
     views = dockerviews.client_views(host, url)
     found.details += dockerviews.describe_clients(
         views, (dockerstate.daemon_info(host) or {}).get("ID")
@@ -92,6 +109,9 @@ def _clients(host: Host, url: str, found: Found) -> tuple[ClientView, ...]:
 
 
 def _data_roots(host: Host, url: str, found: Found) -> None:
+    from shipyard_doctor.host import dockerviews
+    from shipyard_doctor.host.dockerviews import StateProblem
+
     roots = dockerviews.data_roots(host)
     if roots is None:
         return
@@ -111,6 +131,9 @@ def _data_roots(host: Host, url: str, found: Found) -> None:
 
 def _stack(host: Host, containers: tuple[Container, ...], found: Found) -> str:
     """Half-deployed stack and UI port findings; returns how the stack stands."""
+    from shipyard_doctor.host import dockerstate
+    from shipyard_doctor.host.dockerviews import StateProblem
+
     stack = host.stack()
     states = dockerstate.stack_state(stack, containers)
     present = [s for s in states if s.state != "missing"]

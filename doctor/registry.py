@@ -72,11 +72,15 @@ def discover() -> Registry:
     checks: dict[str, CheckPlugin] = {}
     fixes: dict[str, FixPlugin] = {}
     broken: list[BrokenPlugin] = []
-    for ep in _unique(entry_points(group=CHECKS_GROUP)):
-        record = _load(ep, CHECKS_GROUP, _as_check)
+    # One scan of the installed distributions for both groups, and each one's name
+    # read once: Distribution.name parses its METADATA file on every access.
+    everything = entry_points()
+    dist_names: dict[int, str] = {}
+    for ep in _unique(everything.select(group=CHECKS_GROUP)):
+        record = _load(ep, CHECKS_GROUP, _as_check, dist_names)
         _add(record, checks, broken)
-    for ep in _unique(entry_points(group=FIXES_GROUP)):
-        record = _load(ep, FIXES_GROUP, _as_fix)
+    for ep in _unique(everything.select(group=FIXES_GROUP)):
+        record = _load(ep, FIXES_GROUP, _as_fix, dist_names)
         _add(record, fixes, broken)
     return Registry(checks=checks, fixes=fixes, broken=tuple(broken))
 
@@ -116,8 +120,8 @@ def _add(
         into[record.id] = record
 
 
-def _load(ep: EntryPoint, group: str, convert):  # type: ignore[no-untyped-def]
-    dist = ep.dist.name if ep.dist is not None else "?"
+def _load(ep: EntryPoint, group: str, convert, dist_names: dict[int, str]):  # type: ignore[no-untyped-def]
+    dist = _dist_name(ep, dist_names)
     try:
         obj = ep.load()
     except Exception as exc:  # any import-time failure of a plugin is data, not a crash
@@ -127,6 +131,15 @@ def _load(ep: EntryPoint, group: str, convert):  # type: ignore[no-untyped-def]
         return convert(ep.name, obj, ep.value, dist)
     except ValueError as exc:
         return BrokenPlugin(ep.name, group, str(exc), ep.value, dist)
+
+
+def _dist_name(ep: EntryPoint, known: dict[int, str]) -> str:
+    if ep.dist is None:
+        return "?"
+    key = id(ep.dist)
+    if key not in known:
+        known[key] = ep.dist.name
+    return known[key]
 
 
 def _as_check(name: str, obj: object, origin: str, dist: str) -> CheckPlugin:

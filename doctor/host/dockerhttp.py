@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 if TYPE_CHECKING:
+    import ssl
+
     from shipyard_doctor.host.dockerapi import Endpoint
 
 # The API version the SDK client is pinned to (dockerapi.make_client): the oldest
@@ -186,7 +188,7 @@ def error_message(body: str) -> str:
     return body.strip()[:200]
 
 
-def _tls_context() -> Any:
+def _tls_context() -> ssl.SSLContext:
     # As the SDK's TLSConfig does with DOCKER_CERT_PATH: the client certificate and
     # the CA in that directory; without it, the system's CAs.
     import ssl
