@@ -55,10 +55,9 @@ class DhcpCheck(Check):
 
 
 def _verdict(found: dhcpstate.DhcpEvidence) -> Result:
-    from shipyard_doctor.host import dhcpstate
-    from shipyard_doctor.host.dhcpstate import IfaceState
+    from shipyard_doctor.host.dhcpstate import IfaceState, describe
 
-    details, failing = dhcpstate.describe(found), found.failing
+    details, failing = describe(found), found.failing
     healthy = found.having(IfaceState.OK)
     no_link = [f.iface.name for f in found.having(IfaceState.NO_CARRIER)]
     if failing:
@@ -119,9 +118,7 @@ def _why(f: InterfaceFinding) -> str:
     elif lease and lease.address:
         text = f"{name} {has}, though {who} holds a lease for it"
     else:
-        text = (
-            f"{name} {has}: {dhcpstate.pids(f.clients)} runs, but no DHCP lease arrived"
-        )
+        text = f"{name} {has}: {who} runs, but no DHCP lease arrived"
     return text + (f"; {f.probe.describe()}" if f.probe else "")
 
 

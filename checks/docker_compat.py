@@ -14,11 +14,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from shipyard_doctor.model import Check, Result, and_more
-from shipyard_doctor.stacks import Client
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.compat import CompatEvidence
     from shipyard_doctor.host.gateway import Host
+    from shipyard_doctor.stacks import Client
 
 RESTART = "(systemctl edit docker.service, then systemctl restart docker)"
 

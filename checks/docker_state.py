@@ -19,18 +19,14 @@ if TYPE_CHECKING:
     from shipyard_doctor.host.dockerviews import ClientView, StateProblem
     from shipyard_doctor.host.gateway import Container, Host
 
-    Found = Findings[StateProblem]
+Found = Findings["StateProblem"]
 
 
 def _add(found: Found, kind: StateProblem, line: str, *hints: str) -> None:
-    from shipyard_doctor.host.dockerviews import StateProblem
+    from shipyard_doctor.host.dockerviews import StateProblem as P
 
-    warnings = (
-        StateProblem.DAEMONS,
-        StateProblem.CLIENT_ELSEWHERE,
-        StateProblem.DATA_ROOT,
-    )
-    status = Status.WARNING if kind in warnings else Status.FAILURE
+    warning = kind in (P.DAEMONS, P.CLIENT_ELSEWHERE, P.DATA_ROOT)
+    status = Status.WARNING if warning else Status.FAILURE
     found.add(Problem(kind, line, status), *hints, detail=True)
 
 
@@ -67,7 +63,6 @@ class DockerStateCheck(Check):
 
 def _daemons(host: Host, found: Found) -> None:
     from shipyard_doctor.host import dockerstate, dockerviews
-    from shipyard_doctor.host.dockerviews import StateProblem
 
     daemons = dockerstate.running_daemons(host)
     found.details += dockerviews.describe_daemons(daemons)
@@ -75,7 +70,7 @@ def _daemons(host: Host, found: Found) -> None:
     if len(here) > 1:
         _add(
             found,
-            StateProblem.DAEMONS,
+            dockerviews.StateProblem.DAEMONS,
             f"{len(here)} dockerd processes are running: "
             + "; ".join(d.describe() for d in here),
             "run one dockerd per host: stop the one you did not mean to start "
@@ -87,18 +82,16 @@ def _daemons(host: Host, found: Found) -> None:
 def _clients(host: Host, url: str, found: Found) -> tuple[ClientView, ...]:
     """Where the docker CLI points; the ones at another daemon are findings."""
     from shipyard_doctor.host import dockerstate, dockerviews
-    from shipyard_doctor.host.dockerviews import StateProblem
 
     views = dockerviews.client_views(host, url)
-    found.details += dockerviews.describe_clients(
-        views, (dockerstate.daemon_info(host) or {}).get("ID")
-    )
+    daemon_id = (dockerstate.daemon_info(host) or {}).get("ID")
+    found.details += dockerviews.describe_clients(views, daemon_id)
     for view in (v for v in views if v.elsewhere):
         there = view.endpoint.url
         state = "another daemon" if view.answers else "an endpoint that does not answer"
         _add(
             found,
-            StateProblem.CLIENT_ELSEWHERE,
+            dockerviews.StateProblem.CLIENT_ELSEWHERE,
             f"{view.endpoint.source} points the docker CLI at {there}, {state}, not at "
             f"{url} (checked here)",
             f"docker and the deploy talk to {there}: unset DOCKER_HOST / run "
@@ -110,7 +103,6 @@ def _clients(host: Host, url: str, found: Found) -> tuple[ClientView, ...]:
 
 def _data_roots(host: Host, url: str, found: Found) -> None:
     from shipyard_doctor.host import dockerviews
-    from shipyard_doctor.host.dockerviews import StateProblem
 
     roots = dockerviews.data_roots(host)
     if roots is None:
@@ -119,13 +111,12 @@ def _data_roots(host: Host, url: str, found: Found) -> None:
     for other in roots.stranded:
         _add(
             found,
-            StateProblem.DATA_ROOT,
+            dockerviews.StateProblem.DATA_ROOT,
             f"data-root {roots.root} of {url} holds no containers while {other.path} "
             f"({other.owner}) holds {other.containers}",
-            f"Docker only sees the containers of its own data-root: set "
-            f'"data-root": "{other.path}" in the daemon.json dockerd reads (or '
-            f"--data-root) and restart it, or point the doctor and the CLI at the"
-            f" daemon using {other.path}",
+            f'Docker only sees the containers of its own data-root: set "data-root": '
+            f'"{other.path}" in the daemon.json dockerd reads (or --data-root) and '
+            "restart it, or point the doctor and the CLI at the daemon using it",
         )
 
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from shipyard_doctor.model import Check, Result
-from shipyard_doctor.stacks import HostPort
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
+    from shipyard_doctor.stacks import HostPort
 
 
 class NatVboxCheck(Check):

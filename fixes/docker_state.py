@@ -18,7 +18,6 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from shipyard_doctor.config import DEFAULT_DOCKER_SOCKET
 from shipyard_doctor.fixing import Fix, FixOptions, Plan
 
 if TYPE_CHECKING:
@@ -88,6 +87,7 @@ def client_commands(
 def point_back(kinds: Sequence[str], endpoint: str, host: Host) -> list[str]:
     """The shell commands that point each misdirected client (its kind:
     DOCKER_HOST or context) at ``endpoint``."""
+    from shipyard_doctor.config import DEFAULT_DOCKER_SOCKET
     from shipyard_doctor.host.dockerstate import same_endpoint
 
     default = same_endpoint(endpoint, DEFAULT_DOCKER_SOCKET)

@@ -20,7 +20,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shipyard_doctor.config import DEFAULT_PATH, ENV_VAR, StackConfig
 from shipyard_doctor.fixing import (
     Action,
     Fix,
@@ -136,12 +135,15 @@ def _running_stack(stack: Any, containers: list[Any]) -> bool:
 
 def config_path(host: Host) -> Path:
     """The doctor's config file: the one read, else where it would be read from."""
+    from shipyard_doctor.config import DEFAULT_PATH, ENV_VAR
+
     return host.config.source or Path(host.environ.get(ENV_VAR) or DEFAULT_PATH)
 
 
 def _move_in_config(
     moves: Mapping[str, tuple[PortState, int]], host: Host
 ) -> tuple[Step | None, str]:
+    from shipyard_doctor.config import StackConfig
     from shipyard_doctor.fixengine.tomledit import TomlEditError, set_value
 
     path = config_path(host)
