@@ -12,13 +12,12 @@ resolved with the LD_LIBRARY_PATH that script sets.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-from shipyard_doctor.host.agent import CONTAINER, find_agent_binary
-from shipyard_doctor.host.agentlibs import agent_libs
-from shipyard_doctor.host.elf import ElfError, read_elf
-from shipyard_doctor.host.gateway import Host
-from shipyard_doctor.host.ldso import searched_dirs
 from shipyard_doctor.model import Check, Result
+
+if TYPE_CHECKING:
+    from shipyard_doctor.host.gateway import Host
 
 
 class AgentLibsCheck(Check):
@@ -27,6 +26,11 @@ class AgentLibsCheck(Check):
     category = "agent"
 
     def run(self, host: Host) -> Result:
+        from shipyard_doctor.host.agent import find_agent_binary
+        from shipyard_doctor.host.agentlibs import agent_libs
+        from shipyard_doctor.host.elf import ElfError, read_elf
+        from shipyard_doctor.host.ldso import searched_dirs
+
         path, origin = find_agent_binary(host)
         if path is None:
             return Result.skipped(origin)
@@ -90,6 +94,8 @@ class AgentLibsCheck(Check):
 
 
 def _hints(host: Host, path: str, found: dict[str, list[str]]) -> list[str]:
+    from shipyard_doctor.host.agent import CONTAINER
+
     lib_dir = host.config.agent.lib_dir
     devmapper = any(s.startswith("libdevmapper.") for s in found)
     if devmapper:

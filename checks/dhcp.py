@@ -11,10 +11,14 @@ only then) it also asks the network: one DHCPDISCOVER, and the OFFERs that come 
 
 from __future__ import annotations
 
-from shipyard_doctor.host import dhcp, dhcpstate, netinfo
-from shipyard_doctor.host.dhcpstate import IfaceState, InterfaceFinding
-from shipyard_doctor.host.gateway import Host
+from typing import TYPE_CHECKING
+
 from shipyard_doctor.model import Check, Result
+
+if TYPE_CHECKING:
+    from shipyard_doctor.host import dhcpstate
+    from shipyard_doctor.host.dhcpstate import InterfaceFinding
+    from shipyard_doctor.host.gateway import Host
 
 #: How long the probe listens. Not 3 s: dnsmasq pings an address for 3 s before
 #: its first OFFER to a new client (measured: the OFFER arrives after 3.0-3.1 s).
@@ -36,6 +40,8 @@ class DhcpCheck(Check):
     category = "network"
 
     def run(self, host: Host) -> Result:
+        from shipyard_doctor.host import dhcpstate, netinfo
+
         names = {i.name for i in netinfo.interfaces(host)}
         unknown = [n for n in host.probe_dhcp if n not in names]
         if unknown:
@@ -49,7 +55,9 @@ class DhcpCheck(Check):
 
 
 def _verdict(found: dhcpstate.DhcpEvidence) -> Result:
-    details, failing = dhcpstate.describe(found), found.failing
+    from shipyard_doctor.host.dhcpstate import IfaceState, describe
+
+    details, failing = describe(found), found.failing
     healthy = found.having(IfaceState.OK)
     no_link = [f.iface.name for f in found.having(IfaceState.NO_CARRIER)]
     if failing:
@@ -92,6 +100,9 @@ def _verdict(found: dhcpstate.DhcpEvidence) -> Result:
 
 
 def _why(f: InterfaceFinding) -> str:
+    from shipyard_doctor.host import dhcp, dhcpstate
+    from shipyard_doctor.host.dhcpstate import IfaceState
+
     name, lease, who = f.iface.name, f.lease, dhcpstate.pids(f.clients)
     has = "has no IPv4 address"
     if f.state is IfaceState.LINK_LOCAL:
@@ -107,9 +118,7 @@ def _why(f: InterfaceFinding) -> str:
     elif lease and lease.address:
         text = f"{name} {has}, though {who} holds a lease for it"
     else:
-        text = (
-            f"{name} {has}: {dhcpstate.pids(f.clients)} runs, but no DHCP lease arrived"
-        )
+        text = f"{name} {has}: {who} runs, but no DHCP lease arrived"
     return text + (f"; {f.probe.describe()}" if f.probe else "")
 
 
@@ -142,6 +151,8 @@ def _fix_hints(f: InterfaceFinding) -> list[str]:
 
 def _warnings(f: InterfaceFinding) -> list[tuple[str, str]]:
     """(summary, hint) for what is wrong on an interface that does have an address."""
+    from shipyard_doctor.host import dhcp
+
     found = []
     name, lease, probe = f.iface.name, f.lease, f.probe
     if f.orphaned and lease and lease.expire:

@@ -11,19 +11,14 @@ schema 1, which Docker 26-28.1 refuses by default and 28.2+ cannot pull at all.
 
 from __future__ import annotations
 
-from shipyard_doctor.host.compat import (
-    SCHEMA1_ENV,
-    CompatEvidence,
-    Schema1Pull,
-    compat_evidence,
-    default_min_api,
-    lowest_min_api,
-    parse_version,
-)
-from shipyard_doctor.host.gateway import Host
-from shipyard_doctor.host.hints import docker_environment
+from typing import TYPE_CHECKING
+
 from shipyard_doctor.model import Check, Result, and_more
-from shipyard_doctor.stacks import Client
+
+if TYPE_CHECKING:
+    from shipyard_doctor.host.compat import CompatEvidence
+    from shipyard_doctor.host.gateway import Host
+    from shipyard_doctor.stacks import Client
 
 
 class DockerCompatCheck(Check):
@@ -33,6 +28,12 @@ class DockerCompatCheck(Check):
     requires = ("docker-daemon",)
 
     def run(self, host: Host) -> Result:
+        from shipyard_doctor.host.compat import (
+            compat_evidence,
+            default_min_api,
+            parse_version,
+        )
+
         found = compat_evidence(host, host.stack())
         engine, oldest, newest = found.engine, found.oldest, found.newest
         details = [
@@ -100,6 +101,9 @@ def _schema1(
     hints: list[str],
 ) -> list[str]:
     """What pulling the stack's schema 1 images means here; returns the warnings."""
+    from shipyard_doctor.host.compat import SCHEMA1_ENV, Schema1Pull
+    from shipyard_doctor.host.hints import docker_environment
+
     engine, legacy, pull = found.engine, found.legacy, found.pull
     here = sorted(set(legacy) & found.present)
     if legacy:
@@ -134,6 +138,9 @@ def _schema1(
 def _api_hints(
     host: Host, client: Client, engine: str, oldest: str, too_new: bool
 ) -> list[str]:
+    from shipyard_doctor.host.compat import lowest_min_api, parse_version
+    from shipyard_doctor.host.hints import docker_environment
+
     if too_new:
         return [f"upgrade Docker: {client.name} needs API {client.api}"]
     hints = []

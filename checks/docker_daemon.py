@@ -11,22 +11,17 @@ containerd), with the line that shows it.
 
 from __future__ import annotations
 
-from shipyard_doctor.host.daemondown import (
-    DaemonEvidence,
-    WhyDown,
-    describe_probe,
-    why_down,
-)
-from shipyard_doctor.host.dockerapi import DockerProbe, Problem
-from shipyard_doctor.host.dockerlog import daemon_log, read_more
-from shipyard_doctor.host.gateway import Host
-from shipyard_doctor.host.hints import docker_service, start_hints
+from typing import TYPE_CHECKING
+
 from shipyard_doctor.model import Check, Result
+
+if TYPE_CHECKING:
+    from shipyard_doctor.host.daemondown import WhyDown
+    from shipyard_doctor.host.dockerapi import DockerProbe
+    from shipyard_doctor.host.gateway import Host
 
 DOCS = "https://docs.docker.com/engine/install/"
 INSTALL = f"install Docker Engine: {DOCS} (Debian/Ubuntu: apt-get install docker.io)"
-#: A hung or unreachable daemon: its state is unknown (error), not bad (failure).
-UNKNOWN = (Problem.TIMEOUT, Problem.UNREACHABLE, Problem.NOT_INSTALLED)
 
 
 class DockerDaemonCheck(Check):
@@ -35,6 +30,13 @@ class DockerDaemonCheck(Check):
     category = "docker"
 
     def run(self, host: Host) -> Result:
+        from shipyard_doctor.host.daemondown import (
+            DaemonEvidence,
+            describe_probe,
+            why_down,
+        )
+        from shipyard_doctor.host.dockerapi import Problem
+
         probe = host.docker()
         url = probe.endpoint.url
         running = () if probe.ok else host.dockerd_processes()
@@ -55,12 +57,18 @@ class DockerDaemonCheck(Check):
             summary += f" ({label})" if label else ""
             details.extend(why)
             hints = fixes + [h for h in hints if h not in fixes]
-        make = Result.error if probe.problem in UNKNOWN else Result.failure
+        # A hung or unreachable daemon: its state is unknown (error), not bad.
+        unknown = (Problem.TIMEOUT, Problem.UNREACHABLE, Problem.NOT_INSTALLED)
+        make = Result.error if probe.problem in unknown else Result.failure
         return make(summary, details=details, hints=hints, evidence=found)
 
 
 def _explain(probe: DockerProbe, host: Host) -> tuple[str, list[str]]:
     """The summary and the hints for a daemon that does not answer."""
+    from shipyard_doctor.host.dockerapi import Problem
+    from shipyard_doctor.host.dockerlog import daemon_log, read_more
+    from shipyard_doctor.host.hints import docker_service, start_hints
+
     url = probe.endpoint.url
     path = probe.endpoint.path
     installed = host.find_binary("dockerd")
@@ -138,6 +146,8 @@ def _explain(probe: DockerProbe, host: Host) -> tuple[str, list[str]]:
 
 def _why_down(down: WhyDown) -> tuple[str, list[str], list[str]]:
     """A summary label, evidence and hints for a daemon that is not running."""
+    from shipyard_doctor.host.dockerlog import read_more
+
     if down.matches:
         hints = [h for m in down.matches for h in m.hints]
         return f"its log says: {down.matches[-1].cause.title}", down.describe(), hints

@@ -11,19 +11,22 @@ script's `-p :8000`). Each finding is one line with the real pids, paths and por
 
 from __future__ import annotations
 
-from shipyard_doctor.host import dockerstate, dockerviews
-from shipyard_doctor.host.dockerviews import ClientView, StateProblem
-from shipyard_doctor.host.facts import Unavailable
-from shipyard_doctor.host.gateway import Container, Host
-from shipyard_doctor.host.hints import stop_daemons
+from typing import TYPE_CHECKING
+
 from shipyard_doctor.model import Check, Findings, Problem, Result, Status
 
-Found = Findings[StateProblem]
-WARNINGS = (StateProblem.DAEMONS, StateProblem.CLIENT_ELSEWHERE, StateProblem.DATA_ROOT)
+if TYPE_CHECKING:
+    from shipyard_doctor.host.dockerviews import ClientView, StateProblem
+    from shipyard_doctor.host.gateway import Container, Host
+
+Found = Findings["StateProblem"]
 
 
 def _add(found: Found, kind: StateProblem, line: str, *hints: str) -> None:
-    status = Status.WARNING if kind in WARNINGS else Status.FAILURE
+    from shipyard_doctor.host.dockerviews import StateProblem as P
+
+    warning = kind in (P.DAEMONS, P.CLIENT_ELSEWHERE, P.DATA_ROOT)
+    status = Status.WARNING if warning else Status.FAILURE
     found.add(Problem(kind, line, status), *hints, detail=True)
 
 
@@ -34,7 +37,10 @@ class DockerStateCheck(Check):
     requires = ("docker-daemon",)
 
     def run(self, host: Host) -> Result:
-        found = Found()
+        from shipyard_doctor.host import dockerstate, dockerviews
+        from shipyard_doctor.host.facts import Unavailable
+
+        found: Found = Findings()
         url = host.docker().endpoint.url
         _daemons(host, found)
         clients = _clients(host, url, found)
@@ -56,13 +62,16 @@ class DockerStateCheck(Check):
 
 
 def _daemons(host: Host, found: Found) -> None:
+    from shipyard_doctor.host import dockerstate, dockerviews
+    from shipyard_doctor.host.hints import stop_daemons
+
     daemons = dockerstate.running_daemons(host)
     found.details += dockerviews.describe_daemons(daemons)
     here = [d for d in daemons if d.same_netns is not False]
     if len(here) > 1:
         _add(
             found,
-            StateProblem.DAEMONS,
+            dockerviews.StateProblem.DAEMONS,
             f"{len(here)} dockerd processes are running: "
             + "; ".join(d.describe() for d in here),
             "run one dockerd per host: stop the one you did not mean to start "
@@ -73,16 +82,17 @@ def _daemons(host: Host, found: Found) -> None:
 
 def _clients(host: Host, url: str, found: Found) -> tuple[ClientView, ...]:
     """Where the docker CLI points; the ones at another daemon are findings."""
+    from shipyard_doctor.host import dockerstate, dockerviews
+
     views = dockerviews.client_views(host, url)
-    found.details += dockerviews.describe_clients(
-        views, (dockerstate.daemon_info(host) or {}).get("ID")
-    )
+    daemon_id = (dockerstate.daemon_info(host) or {}).get("ID")
+    found.details += dockerviews.describe_clients(views, daemon_id)
     for view in (v for v in views if v.elsewhere):
         there = view.endpoint.url
         state = "another daemon" if view.answers else "an endpoint that does not answer"
         _add(
             found,
-            StateProblem.CLIENT_ELSEWHERE,
+            dockerviews.StateProblem.CLIENT_ELSEWHERE,
             f"{view.endpoint.source} points the docker CLI at {there}, {state}, not at "
             f"{url} (checked here)",
             f"docker and the deploy talk to {there}: unset DOCKER_HOST / run "
@@ -93,6 +103,8 @@ def _clients(host: Host, url: str, found: Found) -> tuple[ClientView, ...]:
 
 
 def _data_roots(host: Host, url: str, found: Found) -> None:
+    from shipyard_doctor.host import dockerviews
+
     roots = dockerviews.data_roots(host)
     if roots is None:
         return
@@ -100,18 +112,20 @@ def _data_roots(host: Host, url: str, found: Found) -> None:
     for other in roots.stranded:
         _add(
             found,
-            StateProblem.DATA_ROOT,
+            dockerviews.StateProblem.DATA_ROOT,
             f"data-root {roots.root} of {url} holds no containers while {other.path} "
             f"({other.owner}) holds {other.containers}",
-            f"Docker only sees the containers of its own data-root: set "
-            f'"data-root": "{other.path}" in the daemon.json dockerd reads (or '
-            f"--data-root) and restart it, or point the doctor and the CLI at the"
-            f" daemon using {other.path}",
+            f'Docker only sees the containers of its own data-root: set "data-root": '
+            f'"{other.path}" in the daemon.json dockerd reads (or --data-root) and '
+            "restart it, or point the doctor and the CLI at the daemon using it",
         )
 
 
 def _stack(host: Host, containers: tuple[Container, ...], found: Found) -> str:
     """Half-deployed stack and UI port findings; returns how the stack stands."""
+    from shipyard_doctor.host import dockerstate
+    from shipyard_doctor.host.dockerviews import StateProblem
+
     stack = host.stack()
     states = dockerstate.stack_state(stack, containers)
     present = [s for s in states if s.state != "missing"]

@@ -13,24 +13,14 @@ from __future__ import annotations
 
 import os
 import shlex
+from typing import TYPE_CHECKING
 
-from shipyard_doctor.host import dockerlog
-from shipyard_doctor.host.daemonconf import (
-    DaemonSetup,
-    running_setup,
-    tcp_probe,
-    unit_setup,
-)
-from shipyard_doctor.host.gateway import Host
-from shipyard_doctor.host.manager import managed_setup
-from shipyard_doctor.host.tcpapi import (
-    BIND_LOOPBACK,
-    TcpState,
-    describe_setup,
-    tcp_evidence,
-)
-from shipyard_doctor.host.tcproutes import Route
 from shipyard_doctor.model import Check, Result
+
+if TYPE_CHECKING:
+    from shipyard_doctor.host.daemonconf import DaemonSetup
+    from shipyard_doctor.host.gateway import Host
+    from shipyard_doctor.host.tcproutes import Route
 
 AGENT_HINT = (
     "or skip TCP: shipyard-agent v0.3.0+ (and the shipyard/agent container) talk to "
@@ -45,6 +35,16 @@ class DockerTcpCheck(Check):
     presumes = ("docker-daemon",)  # no daemon, no API on TCP either
 
     def run(self, host: Host) -> Result:
+        from shipyard_doctor.host import dockerlog
+        from shipyard_doctor.host.daemonconf import running_setup, tcp_probe, unit_setup
+        from shipyard_doctor.host.manager import managed_setup
+        from shipyard_doctor.host.tcpapi import (
+            BIND_LOOPBACK,
+            TcpState,
+            describe_setup,
+            tcp_evidence,
+        )
+
         tcp = tcp_probe(host)
         url = tcp.endpoint.url
         running = running_setup(host)

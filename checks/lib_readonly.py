@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from shipyard_doctor.host.gateway import Host, os_release
-from shipyard_doctor.host.mounts import LibPlaces, coreos_layout, mountinfo, place
 from shipyard_doctor.model import Check, Result
+
+if TYPE_CHECKING:
+    from shipyard_doctor.host.gateway import Host
 
 LIB_DIRS = ("/lib64", "/usr/lib64", "/lib", "/usr/lib", "/usr/local/lib")
 
@@ -26,6 +28,14 @@ class LibReadonlyCheck(Check):
     category = "agent"
 
     def run(self, host: Host) -> Result:
+        from shipyard_doctor.host.gateway import os_release
+        from shipyard_doctor.host.mounts import (
+            LibPlaces,
+            coreos_layout,
+            mountinfo,
+            place,
+        )
+
         mounts = mountinfo(host)
         wanted = dict.fromkeys((*LIB_DIRS, *host.config.host.lib_dirs))
         dirs = [place(d, mounts) for d in wanted if os.path.isdir(d)]

@@ -12,12 +12,16 @@ same things. Each problem names the rule, sysctl or route it is based on.
 
 from __future__ import annotations
 
-from shipyard_doctor.host import iptables
-from shipyard_doctor.host.gateway import Host
-from shipyard_doctor.host.hints import docker_reload, docker_service
-from shipyard_doctor.host.natrules import NatEvidence, NatProblem, NatState, nat_state
+from typing import TYPE_CHECKING
+
 from shipyard_doctor.model import Check, Findings, Problem, Result, and_more
 
+if TYPE_CHECKING:
+    from shipyard_doctor.host.gateway import Host
+    from shipyard_doctor.host.natrules import (
+        NatProblem,
+        NatState,
+    )
 POLICY = (
     "keep site firewall rules in the DOCKER-USER chain (Docker never changes it) and "
     "never flush iptables wholesale (iptables -F, iptables -t nat -F, restarting an "
@@ -30,7 +34,6 @@ FORWARD_ON = (
     "turn it on: sysctl -w net.ipv4.ip_forward=1, and keep it with "
     "net.ipv4.ip_forward = 1 in /etc/sysctl.d/99-docker.conf"
 )
-Kind = NatProblem
 
 
 class NatDockerCheck(Check):
@@ -40,6 +43,10 @@ class NatDockerCheck(Check):
     requires = ("docker-daemon",)
 
     def run(self, host: Host) -> Result:
+        from shipyard_doctor.host import iptables
+        from shipyard_doctor.host.hints import docker_reload, docker_service
+        from shipyard_doctor.host.natrules import NatEvidence, nat_state
+
         if not host.is_root:
             return Result.skipped(
                 "iptables rules not read: iptables-save needs root",
@@ -98,6 +105,8 @@ class NatDockerCheck(Check):
 
 
 def _verdict(state: NatState, forwards: bool, restart: str) -> Findings[NatProblem]:
+    from shipyard_doctor.host.natrules import NatProblem
+
     found = Findings[NatProblem]()
     missing = [p.mapping for p in state.published if p.dnat is None]
     if missing:
@@ -105,7 +114,7 @@ def _verdict(state: NatState, forwards: bool, restart: str) -> Findings[NatProbl
         s, them = ("s", "them") if len(ports) > 1 else ("", "it")
         found.add(
             Problem(
-                Kind.NO_DNAT,
+                NatProblem.NO_DNAT,
                 f"published port{s} {', '.join(map(str, ports))} unreachable: nat "
                 f"DOCKER chain has no DNAT rule for {them} (iptables was flushed?)",
             )
@@ -120,14 +129,14 @@ def _verdict(state: NatState, forwards: bool, restart: str) -> Findings[NatProbl
         text = (
             f"the nat DOCKER chain is missing (iptables was flushed?): {NEXT_PUBLISH}"
         )
-        found.add(Problem(Kind.NO_DOCKER_CHAIN, text))
+        found.add(Problem(NatProblem.NO_DOCKER_CHAIN, text))
     for chain, where, jump in state.jumps if state.docker_chain else ():
         if jump is None:
             text = (
                 f"nat {chain} does not jump to the DOCKER chain: published ports are "
                 f"unreachable from {where}"
             )
-            found.add(Problem(Kind.NO_JUMP, text))
+            found.add(Problem(NatProblem.NO_JUMP, text))
     if found.problems:
         names = " ".join(sorted({m.container for m in missing}))
         restart_only = f"or restart only those containers: docker restart {names}"
@@ -139,21 +148,21 @@ def _verdict(state: NatState, forwards: bool, restart: str) -> Findings[NatProbl
             "IPv4 forwarding is off (net.ipv4.ip_forward = 0): published ports do not "
             f"forward and containers cannot reach the network{why}"
         )
-        found.add(Problem(Kind.FORWARDING_OFF, text), FORWARD_ON)
+        found.add(Problem(NatProblem.FORWARDING_OFF, text), FORWARD_ON)
     if state.forward_blocker:
         text = f"the FORWARD chain drops container traffic: {state.forward_blocker}"
-        found.add(Problem(Kind.FORWARD_DROPS, text), restart, POLICY)
+        found.add(Problem(NatProblem.FORWARD_DROPS, text), restart, POLICY)
     for m in state.masquerades:
         if m.rule is None:
             text = (
                 f"containers on {m.bridge.interface} ({m.subnet}) cannot reach other "
                 "networks: nat POSTROUTING has no MASQUERADE rule for the subnet"
             )
-            found.add(Problem(Kind.NO_MASQUERADE, text), restart, POLICY)
+            found.add(Problem(NatProblem.NO_MASQUERADE, text), restart, POLICY)
     for o in state.overlaps:
         text = (
             f"Docker bridge {o.bridge.interface} ({o.subnet}) overlaps {o.clashes[0]}: "
             "services in that network are unreachable from containers"
         )
-        found.add(Problem(Kind.OVERLAP, text), o.move_bridge)
+        found.add(Problem(NatProblem.OVERLAP, text), o.move_bridge)
     return found

@@ -11,10 +11,13 @@ cable unplugged (the guest then gets no DHCP lease).
 
 from __future__ import annotations
 
-from shipyard_doctor.host import vbox
-from shipyard_doctor.host.gateway import Host
+from typing import TYPE_CHECKING
+
 from shipyard_doctor.model import Check, Result
-from shipyard_doctor.stacks import HostPort
+
+if TYPE_CHECKING:
+    from shipyard_doctor.host.gateway import Host
+    from shipyard_doctor.stacks import HostPort
 
 
 class NatVboxCheck(Check):
@@ -23,6 +26,8 @@ class NatVboxCheck(Check):
     category = "network"
 
     def run(self, host: Host) -> Result:
+        from shipyard_doctor.host import vbox
+
         wanted = vbox.browser_ports(host.stack(), host.config.stack.ports)
         binary = host.find_binary("VBoxManage")
         if binary is not None:
@@ -60,6 +65,8 @@ class NatVboxCheck(Check):
 
 
 def _line(want: HostPort) -> str:
+    from shipyard_doctor.host import vbox
+
     return (
         f"{want.port}/tcp ({want.service}): forward host port "
         f"{vbox.forward_port(want.port)} to guest port {want.port}"
@@ -67,6 +74,8 @@ def _line(want: HostPort) -> str:
 
 
 def _forward_hints(vm: str, slot: int, ports: tuple[HostPort, ...]) -> list[str]:
+    from shipyard_doctor.host import vbox
+
     lines = " ".join(
         f'config.vm.network "forwarded_port", guest: {p.port}, '
         f"host: {vbox.forward_port(p.port)};"
@@ -82,6 +91,8 @@ def _forward_hints(vm: str, slot: int, ports: tuple[HostPort, ...]) -> list[str]
 
 
 def _host_side(host: Host, binary: str, wanted: tuple[HostPort, ...]) -> Result:
+    from shipyard_doctor.host import vbox
+
     found = vbox.running_vms(host, binary)
     details = [f"{binary} list runningvms: {len(found.vms)} running"]
     details += [f"failed: {e}" for e in found.errors]

@@ -9,11 +9,13 @@ deployment (a warning: it is already deployed) from a foreign one (a failure).
 
 from __future__ import annotations
 
-from shipyard_doctor.host.facts import Unavailable
-from shipyard_doctor.host.gateway import Host
-from shipyard_doctor.host.portstate import PortsEvidence, PortState, ports_evidence
-from shipyard_doctor.host.sockets import Bind
+from typing import TYPE_CHECKING
+
 from shipyard_doctor.model import Check, Result
+
+if TYPE_CHECKING:
+    from shipyard_doctor.host.gateway import Host
+    from shipyard_doctor.host.portstate import PortsEvidence, PortState
 
 
 class PortsCheck(Check):
@@ -22,6 +24,9 @@ class PortsCheck(Check):
     category = "network"
 
     def run(self, host: Host) -> Result:
+        from shipyard_doctor.host.facts import Unavailable
+        from shipyard_doctor.host.portstate import ports_evidence
+
         found = ports_evidence(host)
         stack = found.stack
         details = [line for port in found.ports for line in _describe(port, host)]
@@ -65,6 +70,8 @@ def _describe(port: PortState, host: Host) -> list[str]:
 
 
 def _bind_note(port: PortState, host: Host) -> str:
+    from shipyard_doctor.host.sockets import Bind
+
     binds = port.binds.values()
     if Bind.DENIED in binds:
         return (

@@ -73,10 +73,14 @@ def discover() -> Registry:
     checks: dict[str, CheckPlugin] = {}
     fixes: dict[str, FixPlugin] = {}
     broken: list[BrokenPlugin] = []
-    for ep in _unique(entry_points(group=CHECKS_GROUP)):
-        _add(_load(ep, CHECKS_GROUP, _as_check), checks, broken)
-    for ep in _unique(entry_points(group=FIXES_GROUP)):
-        _add(_load(ep, FIXES_GROUP, _as_fix), fixes, broken)
+    # One scan of the installed distributions for both groups, and each one's name
+    # read once: Distribution.name parses its METADATA file on every access.
+    everything = entry_points()
+    dist_names: dict[int, str] = {}
+    for ep in _unique(everything.select(group=CHECKS_GROUP)):
+        _add(_load(ep, CHECKS_GROUP, _as_check, dist_names), checks, broken)
+    for ep in _unique(everything.select(group=FIXES_GROUP)):
+        _add(_load(ep, FIXES_GROUP, _as_fix, dist_names), fixes, broken)
     return Registry(checks=checks, fixes=fixes, broken=tuple(broken))
 
 
@@ -119,9 +123,12 @@ def _add(
 
 
 def _load(
-    ep: EntryPoint, group: str, convert: Callable[[str, object, str, str], Plugin]
+    ep: EntryPoint,
+    group: str,
+    convert: Callable[[str, object, str, str], Plugin],
+    dist_names: dict[int, str],
 ) -> Plugin | BrokenPlugin:
-    dist = ep.dist.name if ep.dist is not None else "?"
+    dist = _dist_name(ep, dist_names)
     try:
         obj = ep.load()
     except Exception as exc:  # any import-time failure of a plugin is data, not a crash
@@ -131,6 +138,15 @@ def _load(
         return convert(ep.name, obj, ep.value, dist)
     except ValueError as exc:
         return BrokenPlugin(ep.name, group, str(exc), ep.value, dist)
+
+
+def _dist_name(ep: EntryPoint, known: dict[int, str]) -> str:
+    if ep.dist is None:
+        return "?"
+    key = id(ep.dist)
+    if key not in known:
+        known[key] = ep.dist.name
+    return known[key]
 
 
 def _as_check(name: str, obj: object, origin: str, dist: str) -> CheckPlugin:

@@ -32,11 +32,6 @@ from shipyard_doctor.fixing import (
     Symlink,
     WriteFile,
 )
-from shipyard_doctor.host.agent import CONTAINER, wrapper_path, wrapper_script
-from shipyard_doctor.host.agentlibs import AgentLibsEvidence
-from shipyard_doctor.host.elf import ElfError, read_elf
-from shipyard_doctor.host.ldso import LdCacheError, read_ld_so_cache
-from shipyard_doctor.host.mounts import nearest_existing
 
 if TYPE_CHECKING:
     from shipyard_doctor.fixengine.journal import RunJournal
@@ -44,7 +39,6 @@ if TYPE_CHECKING:
     from shipyard_doctor.model import Result
 
 CONF_NAME = "shipyard-doctor.conf"
-CONTAINER_NOTE = f"or, with no host libraries at all, the agent container: {CONTAINER}"
 ABI_RISK = (
     "a link to another version of a library is not guaranteed to be ABI-compatible: "
     "a missing symbol stops the agent with 'relocation error … symbol … not defined'"
@@ -70,6 +64,9 @@ class AgentLibsFix(Fix):
     repairs = ("agent-libs",)
 
     def plan(self, result: Result, host: Host, options: FixOptions) -> Plan:
+        from shipyard_doctor.host.agent import wrapper_path, wrapper_script
+        from shipyard_doctor.host.agentlibs import AgentLibsEvidence
+
         found = result.evidence
         if not isinstance(found, AgentLibsEvidence):
             return self._none(f"nothing to do: {result.summary}")
@@ -113,7 +110,7 @@ class AgentLibsFix(Fix):
                 notes=(
                     f"every program on this host now finds {', '.join(links)} through "
                     f"the loader cache {host.config.host.ld_so_cache}",
-                    CONTAINER_NOTE,
+                    _container_note(),
                 ),
             )
         wrapper = wrapper_path(lib_dir)
@@ -135,23 +132,27 @@ class AgentLibsFix(Fix):
                 "unit's ExecStart); started directly, it still cannot find "
                 f"{', '.join(links)}",
                 "not through ld.so.conf.d: " + "; ".join(blocked),
-                CONTAINER_NOTE,
+                _container_note(),
             ),
         )
 
     def _none(self, summary: str) -> Plan:
-        return Plan(self.id, "agent-libs", summary, notes=(CONTAINER_NOTE,))
+        return Plan(self.id, "agent-libs", summary, notes=(_container_note(),))
 
 
 def _writable(path: str) -> bool:
     """Could this user create the file ``path`` (mkdir -p its dir first)? access(2)
     also says no on a read-only filesystem (EROFS)."""
+    from shipyard_doctor.host.mounts import nearest_existing
+
     return os.access(nearest_existing(os.path.dirname(path) or "/"), os.W_OK)
 
 
 def _ld_so_conf_blocked(host: Host, links: dict[str, str]) -> list[str]:
     """Why the ld.so.conf.d route would not make the loader find ``links``; [] if
     it would."""
+    from shipyard_doctor.host.elf import ElfError, read_elf
+
     reasons = []
     for soname, target in links.items():
         try:
@@ -205,6 +206,8 @@ def _ld_so_conf_steps(
 
 def _cache_lists(cache: str, wanted: dict[str, str]) -> bool:
     """Does the cache send every soname to its link in lib_dir already?"""
+    from shipyard_doctor.host.ldso import LdCacheError, read_ld_so_cache
+
     try:
         found = read_ld_so_cache(cache)
     except LdCacheError:
@@ -245,3 +248,9 @@ def included(conf: str, pattern: str) -> bool:
     return same_dir and fnmatch.fnmatchcase(
         os.path.basename(conf), os.path.basename(pattern)
     )
+
+
+def _container_note() -> str:
+    from shipyard_doctor.host.agent import CONTAINER
+
+    return f"or, with no host libraries at all, the agent container: {CONTAINER}"

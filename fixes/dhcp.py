@@ -42,14 +42,12 @@ from shipyard_doctor.fixing import (
     RunCommand,
     Step,
 )
-from shipyard_doctor.host import netinfo, processes
-from shipyard_doctor.host.dhcp import DhcpClient
-from shipyard_doctor.host.dhcpstate import DhcpEvidence, requests_from_data
-from shipyard_doctor.host.gateway import Host
 from shipyard_doctor.model import Result
 
 if TYPE_CHECKING:
     from shipyard_doctor.fixengine.journal import RunJournal
+    from shipyard_doctor.host.dhcp import DhcpClient
+    from shipyard_doctor.host.gateway import Host
 
 CHECK = "dhcp"
 WAIT_SECONDS = 15.0  # dhcpcd -n, networkctl return at once; the lease comes later
@@ -130,6 +128,8 @@ class DhcpFix(Fix):
     repairs = (CHECK,)
 
     def plan(self, result: Result, host: Host, options: FixOptions) -> Plan:
+        from shipyard_doctor.host.dhcpstate import DhcpEvidence, requests_from_data
+
         found = result.evidence
         failed = (
             found.requests
@@ -325,6 +325,9 @@ def _binary(client: DhcpClient, host: Host) -> str:
 
 
 def _has_address(host: Host, iface: str) -> Callable[[], bool]:
+    from shipyard_doctor.host import netinfo
+    from shipyard_doctor.host.gateway import Host
+
     def check() -> bool:
         with Host(host.config, host.environ) as fresh:  # nothing cached: it is new
             return any(
@@ -341,5 +344,7 @@ def _same_process(host: Host, pid: int, argv: Sequence[str]) -> bool:
 
 
 def _stop(host: Host, pid: int, argv: Sequence[str]) -> None:
+    from shipyard_doctor.host import processes
+
     # dhclient exits on SIGTERM without touching the lease.
     processes.stop(pid, lambda: _same_process(host, pid, argv), timeout=5)

@@ -18,12 +18,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from shipyard_doctor.config import DEFAULT_DOCKER_SOCKET
-from shipyard_doctor.fixengine.containers import remove_container
 from shipyard_doctor.fixing import Fix, FixOptions, Plan
-from shipyard_doctor.host.daemonconf import read_json_object
-from shipyard_doctor.host.dockerstate import same_endpoint
-from shipyard_doctor.host.dockerviews import DockerStateEvidence
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
@@ -36,6 +31,9 @@ class DockerStateFix(Fix):
     repairs = ("docker-state",)
 
     def plan(self, result: Result, host: Host, options: FixOptions) -> Plan:
+        from shipyard_doctor.fixengine.containers import remove_container
+        from shipyard_doctor.host.dockerviews import DockerStateEvidence
+
         found = result.evidence
         if not isinstance(found, DockerStateEvidence):
             return Plan(self.id, "docker-state", f"nothing to do: {result.summary}")
@@ -89,6 +87,9 @@ def client_commands(
 def point_back(kinds: Sequence[str], endpoint: str, host: Host) -> list[str]:
     """The shell commands that point each misdirected client (its kind:
     DOCKER_HOST or context) at ``endpoint``."""
+    from shipyard_doctor.config import DEFAULT_DOCKER_SOCKET
+    from shipyard_doctor.host.dockerstate import same_endpoint
+
     default = same_endpoint(endpoint, DEFAULT_DOCKER_SOCKET)
     commands: list[str] = []
     for kind in kinds:
@@ -111,6 +112,9 @@ def point_back(kinds: Sequence[str], endpoint: str, host: Host) -> list[str]:
 def _context_for(endpoint: str, environ: Mapping[str, str]) -> str | None:
     """The docker context whose endpoint is ``endpoint`` (the CLI keeps each in
     contexts/meta/<sha256 of its name>/meta.json), if the user has one."""
+    from shipyard_doctor.host.daemonconf import read_json_object
+    from shipyard_doctor.host.dockerstate import same_endpoint
+
     config_dir = environ.get("DOCKER_CONFIG") or os.path.join(
         environ.get("HOME", "/"), ".docker"
     )

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from shipyard_doctor.fixengine import restart
 from shipyard_doctor.fixing import (
     Fix,
     FixOptions,
@@ -25,12 +24,9 @@ from shipyard_doctor.fixing import (
     Symlink,
     WriteFile,
 )
-from shipyard_doctor.host import daemonconf, manager, tcproutes
-from shipyard_doctor.host.agent import agent_version, find_agent_binary
-from shipyard_doctor.host.dockerapi import parse_endpoint, probe
-from shipyard_doctor.host.tcpapi import BIND_LOOPBACK, TcpEvidence, TcpState
 
 if TYPE_CHECKING:
+    from shipyard_doctor.fixengine import restart
     from shipyard_doctor.host.daemonconf import DaemonSetup, UnitSetup
     from shipyard_doctor.host.gateway import Host
     from shipyard_doctor.host.tcproutes import Route
@@ -47,6 +43,11 @@ class DockerTcpFix(Fix):
     repairs = ("docker-tcp",)
 
     def plan(self, result: Result, host: Host, options: FixOptions) -> Plan:
+        from shipyard_doctor.fixengine import restart
+        from shipyard_doctor.host import daemonconf, manager
+        from shipyard_doctor.host.dockerapi import parse_endpoint, probe
+        from shipyard_doctor.host.tcpapi import BIND_LOOPBACK, TcpEvidence, TcpState
+
         found = result.evidence
         if not isinstance(found, TcpEvidence):
             found = TcpEvidence.from_data(result.data)
@@ -148,6 +149,8 @@ def choose_route(
     host: Host, running: DaemonSetup | None, unit: UnitSetup, how: restart.Restart
 ) -> Route | None:
     """The route that fits how dockerd is started on this host."""
+    from shipyard_doctor.host import daemonconf, tcproutes
+
     routes = {r.kind: r for r in tcproutes.tcp_routes(host, running, unit)}
     tcp_sockets = [
         sock
@@ -229,6 +232,8 @@ def tls_material(setup: DaemonSetup) -> bool:
 
 def agent_note(host: Host) -> str:
     """Whether the agent found here needs TCP at all."""
+    from shipyard_doctor.host.agent import agent_version, find_agent_binary
+
     path, origin = find_agent_binary(host)
     if path is None:
         return (

@@ -14,7 +14,6 @@ import os
 from typing import TYPE_CHECKING
 
 from shipyard_doctor.fixing import Fix, FixOptions, Plan, WriteFile
-from shipyard_doctor.host.mounts import LibPlaces, nearest_existing
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
@@ -33,6 +32,8 @@ class LibReadonlyFix(Fix):
     repairs = ("lib-readonly",)
 
     def plan(self, result: Result, host: Host, options: FixOptions) -> Plan:
+        from shipyard_doctor.host.mounts import LibPlaces, nearest_existing
+
         lib_dir = host.config.agent.lib_dir
         found = result.evidence
         if not isinstance(found, LibPlaces):

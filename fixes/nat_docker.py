@@ -21,14 +21,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from shipyard_doctor.fixengine import portmaps, restart
 from shipyard_doctor.fixing import Fix, FixOptions, Plan, RunCommand, Step
-from shipyard_doctor.host import daemonconf, iptables, manager
-from shipyard_doctor.host.facts import Unavailable
-from shipyard_doctor.host.natrules import NatEvidence, NatProblem
 
 if TYPE_CHECKING:
+    from shipyard_doctor.fixengine import portmaps
     from shipyard_doctor.host.gateway import Host
+    from shipyard_doctor.host.natrules import NatEvidence
     from shipyard_doctor.model import Result
 
 FORWARD_ON = ("sysctl", "-w", "net.ipv4.ip_forward=1")
@@ -41,6 +39,11 @@ class NatDockerFix(Fix):
     repairs = ("nat-docker",)
 
     def plan(self, result: Result, host: Host, options: FixOptions) -> Plan:
+        from shipyard_doctor.fixengine import portmaps, restart
+        from shipyard_doctor.host import daemonconf, iptables, manager
+        from shipyard_doctor.host.facts import Unavailable
+        from shipyard_doctor.host.natrules import NatEvidence, NatProblem
+
         found = result.evidence
         if not isinstance(found, NatEvidence):
             return Plan(self.id, "nat-docker", "nothing to do: no NAT rules were read")
@@ -187,6 +190,8 @@ class NatDockerFix(Fix):
 
 def _broken_ports(found: NatEvidence) -> tuple[portmaps.BrokenPort, ...]:
     """The published ports the check found without their DNAT rule."""
+    from shipyard_doctor.fixengine import portmaps
+
     return tuple(
         portmaps.BrokenPort(
             p.mapping.container,

@@ -10,11 +10,14 @@ nothing can be changed: the plan lists the exact commands to run on the host.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from shipyard_doctor.fixing import Fix, FixOptions, Plan, RunCommand
-from shipyard_doctor.host import vbox
-from shipyard_doctor.host.gateway import Host
 from shipyard_doctor.model import Result
+
+if TYPE_CHECKING:
+    from shipyard_doctor.host import vbox
+    from shipyard_doctor.host.gateway import Host
 
 CHECK = "nat-vbox"
 
@@ -25,6 +28,8 @@ class NatVboxFix(Fix):
     repairs = (CHECK,)
 
     def plan(self, result: Result, host: Host, options: FixOptions) -> Plan:
+        from shipyard_doctor.host import vbox
+
         found = result.evidence
         if isinstance(found, vbox.GuestEvidence):
             return _guest(self.id, found)
@@ -109,6 +114,7 @@ def _shown(
     host: Host, binary: str, vm: str, test: Callable[[vbox.VmInfo], bool]
 ) -> Callable[[], bool]:
     """A ``done_when`` that asks VBoxManage now (not the check's cached answer)."""
+    from shipyard_doctor.host import vbox
 
     def done() -> bool:
         shown = host.run_command([binary, "showvminfo", vm, "--machinereadable"])

@@ -20,9 +20,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shipyard_doctor.config import DEFAULT_PATH, ENV_VAR, StackConfig
-from shipyard_doctor.fixengine.containers import remove_container, stop_container
-from shipyard_doctor.fixengine.tomledit import TomlEditError, set_value
 from shipyard_doctor.fixing import (
     Action,
     Fix,
@@ -32,17 +29,10 @@ from shipyard_doctor.fixing import (
     Step,
     WriteFile,
 )
-from shipyard_doctor.host.portstate import PortsEvidence, PortState
-from shipyard_doctor.host.processes import (
-    process_service,
-    running,
-    start_time,
-    terminate,
-)
-from shipyard_doctor.host.sockets import Bind, try_bind
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
+    from shipyard_doctor.host.portstate import PortState
     from shipyard_doctor.model import Result
 
 #: Processes never stopped to free a port: Docker itself and its port proxies.
@@ -55,6 +45,9 @@ class PortsFix(Fix):
     repairs = ("ports",)
 
     def plan(self, result: Result, host: Host, options: FixOptions) -> Plan:
+        from shipyard_doctor.fixengine.containers import remove_container
+        from shipyard_doctor.host.portstate import PortsEvidence
+
         found = result.evidence
         if not isinstance(found, PortsEvidence):
             return Plan(self.id, "ports", f"nothing to do: {result.summary}")
@@ -142,12 +135,17 @@ def _running_stack(stack: Any, containers: list[Any]) -> bool:
 
 def config_path(host: Host) -> Path:
     """The doctor's config file: the one read, else where it would be read from."""
+    from shipyard_doctor.config import DEFAULT_PATH, ENV_VAR
+
     return host.config.source or Path(host.environ.get(ENV_VAR) or DEFAULT_PATH)
 
 
 def _move_in_config(
     moves: Mapping[str, tuple[PortState, int]], host: Host
 ) -> tuple[Step | None, str]:
+    from shipyard_doctor.config import StackConfig
+    from shipyard_doctor.fixengine.tomledit import TomlEditError, set_value
+
     path = config_path(host)
     said = "move " + ", ".join(
         f"{e.want.service} from {e.want.port} to {port}" for e, port in moves.values()
@@ -184,6 +182,8 @@ def _note(entry: PortState, port: int, ui_service: str) -> str:
 
 def _free(port: int, host: Host) -> bool:
     """Verified again at planning: no listener, and both families can bind it."""
+    from shipyard_doctor.host.sockets import Bind, try_bind
+
     if any(item.port == port for item in host.tcp_listeners()):
         return False
     families = (socket.AF_INET, socket.AF_INET6)
@@ -220,6 +220,9 @@ def _stops(
     """Steps that stop every holder of a port (all of them _stoppable) not
     already in ``seen``; an enabled service is said to come back at boot (and
     disabled too with --disable-stopped)."""
+    from shipyard_doctor.fixengine.containers import stop_container
+    from shipyard_doctor.host.processes import process_service, start_time, terminate
+
     steps: list[Step] = []
     where = f"it holds {entry.want.port}/tcp"
     for holder in entry.holders:
@@ -276,4 +279,6 @@ def _stops(
 
 def _gone(pid: int, started: float | None) -> Callable[[], bool]:
     """``done_when`` of a stop: that process (not a reused pid) has ended."""
+    from shipyard_doctor.host.processes import running
+
     return lambda: not running(pid, started)

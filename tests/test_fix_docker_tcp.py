@@ -29,13 +29,13 @@ from shipyard_doctor.fixengine.restart import SYSTEMCTL_RESTART, Restart
 from shipyard_doctor.fixes.docker_tcp import (
     DockerTcpFix,
     agent_note,
-    agent_version,
     choose_route,
     restart_commands,
     route_steps,
     undo_restart,
 )
 from shipyard_doctor.fixing import FixOptions, Symlink, WriteFile
+from shipyard_doctor.host.agent import agent_version
 from shipyard_doctor.host.daemonconf import unit_setup
 from shipyard_doctor.host.gateway import Host
 from shipyard_doctor.model import Result

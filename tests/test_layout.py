@@ -52,8 +52,22 @@ def test_host_knowledge_imports_no_engine():
         assert not bad, f"host/{path.name} imports {bad}"
 
 
+def _size(path: Path) -> int:
+    """Lines of a module other than its import statements: a check imports its host
+    modules inside the functions that use them (discovery stays cheap), and where
+    an import sits does not make a check bigger."""
+    text = path.read_text()
+    imports = {
+        line
+        for node in ast.walk(ast.parse(text))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for line in range(node.lineno, (node.end_lineno or node.lineno) + 1)
+    }
+    return sum(1 for n, _ in enumerate(text.splitlines(), 1) if n not in imports)
+
+
 def test_checks_are_small():
-    sizes = {p.name: len(p.read_text().splitlines()) for p in _modules("checks")}
+    sizes = {p.name: _size(p) for p in _modules("checks")}
     assert max(sizes.values()) <= 160, sizes
 
 
@@ -178,3 +192,22 @@ def test_the_map_names_every_folder_and_engine_module():
     for module in (ROOT / "doctor").glob("*.py"):
         if module.stem != "__init__":
             assert f"`{module.stem}`" in top, f"doctor/{module.name} not in map"
+
+
+def test_plugins_import_no_host_knowledge_at_the_top():
+    """discover() and `list` import every check and fix module: their host, fix
+    engine, config and stack imports belong inside the functions (or under
+    TYPE_CHECKING), so listing plugins does not load what running them needs."""
+    lazy = tuple(
+        f"{PACKAGE}.{name}" for name in ("host", "fixengine", "config", "stacks")
+    )
+    for path in (*_modules("checks"), *_modules("fixes")):
+        top = ast.parse(path.read_text()).body
+        eager = {
+            node.module
+            for node in top
+            if isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.startswith(lazy)
+        }
+        assert not eager, f"{path.parent.name}/{path.name} imports {eager} at the top"

@@ -90,14 +90,13 @@ def ask_with_api(host: Host, api: str) -> ApiAnswer:
     Read-only. The daemon's refusal is the evidence the user needs, so its message
     is kept verbatim (Docker 20.10 sends it as text/plain, newer ones as JSON).
     """
-    client = host.docker_client()
     try:
-        answer = client.get(f"{client.base_url}/v{api}/version")
-    except Exception as exc:  # requests/urllib3 raise many kinds; it is evidence
+        answer = host.docker_api().request(f"/v{api}/version")
+    except Exception as exc:  # OSError or a timeout; it is evidence
         return ApiAnswer(api, None, str(exc)[:200])
-    if answer.status_code == 200:
+    if answer.status == 200:
         return ApiAnswer(api, 200, "")
-    return ApiAnswer(api, answer.status_code, daemon_message(answer.text))
+    return ApiAnswer(api, answer.status, daemon_message(answer.text))
 
 
 def daemon_message(body: str) -> str:
@@ -119,8 +118,8 @@ def local_images(host: Host) -> frozenset[str] | Unavailable:
     """Repository names ("shipyard/redis") of the images the daemon already has;
     an image present locally needs no pull. Unavailable when it cannot be read."""
     try:
-        raw = host.docker_client().images()
-    except Exception as exc:  # the SDK/requests raise many kinds
+        raw = host.docker_api().images()
+    except Exception as exc:  # OSError, a timeout, an HTTP error
         return Unavailable(describe_error(exc))
     return frozenset(
         tag.rsplit(":", 1)[0]

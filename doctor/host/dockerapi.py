@@ -2,8 +2,9 @@
 
 A raw socket connect comes first, because it alone tells apart a missing socket, a
 permission problem, a stale socket with no daemon, and a daemon that accepts but never
-answers; only then is the docker SDK used for HTTP. The SDK is imported lazily so that
-``shipyard-doctor --help`` stays fast.
+answers; only then is HTTP spoken, through the small client of ``dockerhttp`` (no
+docker SDK on the check path). ``make_client`` gives the SDK's client to the code that
+writes (fixes, deploy, report), importing it only then.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from shipyard_doctor.errors import UsageError
+from shipyard_doctor.host.dockerhttp import DockerHttp
 
 
 class Problem(StrEnum):
@@ -101,10 +103,13 @@ class DockerProbe:
 
 
 def probe(
-    endpoint: Endpoint, timeout: float, min_api: str, client: Any = None
+    endpoint: Endpoint,
+    timeout: float,
+    min_api: str,
+    client: DockerHttp | None = None,
 ) -> DockerProbe:
-    """/_ping and /version of ``endpoint``, each bounded by ``timeout``; through
-    ``client`` (the run's, left open) or a client of its own (closed after)."""
+    """/_ping and /version of ``endpoint``, each within ``timeout`` in total (not
+    only per read); through ``client`` (the run's) or a client of its own."""
     started = time.monotonic()
     early = _connect(endpoint, timeout)
     if early is not None:
@@ -117,24 +122,19 @@ def probe(
             elapsed=time.monotonic() - started,
         )
     info = _socket_info(endpoint.path) if endpoint.is_unix else ""
-    own = client is None
+    http = DockerHttp(endpoint, timeout) if client is None else client
     try:
-        client = make_client(endpoint, timeout) if own else client
-        try:
-            answer = client.get(f"{client.base_url}/_ping", timeout=timeout)
-            if answer.status_code != 200 or answer.text.strip() != "OK":
-                return DockerProbe(
-                    endpoint,
-                    Problem.NOT_DOCKER,
-                    f"/_ping answered HTTP {answer.status_code} {answer.text[:60]!r}",
-                    socket_info=info,
-                    elapsed=time.monotonic() - started,
-                )
-            version = client.version(api_version=False)
-        finally:
-            if own:
-                client.close()
-    except Exception as exc:  # the SDK/requests/urllib3 raise many kinds; classify
+        answer = http.ping()
+        if answer.status != 200 or answer.text.strip() != "OK":
+            return DockerProbe(
+                endpoint,
+                Problem.NOT_DOCKER,
+                f"/_ping answered HTTP {answer.status} {answer.text[:60]!r}",
+                socket_info=info,
+                elapsed=time.monotonic() - started,
+            )
+        version = http.version(api_version=False)
+    except Exception as exc:  # OSError, a timeout, an HTTP error: classify
         problem = Problem.TIMEOUT if _is_timeout(exc) else Problem.UNREACHABLE
         return DockerProbe(
             endpoint,

@@ -20,11 +20,8 @@ from shipyard_doctor.host.daemonconf import (
     read_json_object,
     setup_from_argv,
 )
-from shipyard_doctor.host.dockerapi import (
-    describe_error,
-    make_client,
-    parse_endpoint,
-)
+from shipyard_doctor.host.dockerapi import describe_error, parse_endpoint
+from shipyard_doctor.host.dockerhttp import DockerHttp
 from shipyard_doctor.host.facts import Unavailable, host_fact
 
 if TYPE_CHECKING:
@@ -149,22 +146,18 @@ def daemon_info(host: Host, url: str | None = None) -> dict[str, Any] | Unavaila
     Its ID tells two endpoints of one daemon from two daemons."""
     if url is None:
         try:
-            info: dict[str, Any] = host.docker_client().info()
-        except Exception as exc:  # the SDK/requests raise many kinds
+            info: dict[str, Any] = host.docker_api().info()
+        except Exception as exc:  # OSError, a timeout, an HTTP error
             return Unavailable(describe_error(exc))
         return info
     try:
         endpoint = parse_endpoint(url)
     except DoctorError as exc:
         return Unavailable(str(exc))
-    client = make_client(endpoint, host.docker_timeout)  # another daemon's, for once
-    try:
-        info = client.info()
+    try:  # another daemon's, for once
+        return DockerHttp(endpoint, host.docker_timeout).info()
     except Exception as exc:
         return Unavailable(describe_error(exc))
-    finally:
-        client.close()
-    return info
 
 
 @dataclass(frozen=True)

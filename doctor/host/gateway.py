@@ -29,6 +29,7 @@ from shipyard_doctor.host.dockerapi import (
     parse_endpoint,
     probe,
 )
+from shipyard_doctor.host.dockerhttp import DockerHttp
 from shipyard_doctor.host.facts import Unavailable
 from shipyard_doctor.stacks import Stack, load_stack
 
@@ -105,6 +106,7 @@ class Host:
         self._facts: dict[Hashable, Any] = {}
         self._locks = _LockTable()
         self._client: Any = None
+        self._api: DockerHttp | None = None
         self._client_lock = threading.Lock()
 
     def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
@@ -198,13 +200,23 @@ class Host:
             parse_endpoint(cfg.host),
             self.docker_timeout,
             cfg.min_api_version,
-            self.docker_client(),
+            self.docker_api(),
         )
 
+    def docker_api(self) -> DockerHttp:
+        """The run's read-only Docker API client (standard library, no docker SDK):
+        /info, /containers/json, ... each within :attr:`docker_timeout` in total."""
+        with self._client_lock:
+            if self._api is None:
+                endpoint = parse_endpoint(self.config.docker.host)
+                self._api = DockerHttp(endpoint, self.docker_timeout)
+            return self._api
+
     def docker_client(self) -> Any:
-        """The run's one low-level Docker client for the configured endpoint, opened
-        on first use (each call bounded by :attr:`docker_timeout`); :meth:`close`
-        closes it."""
+        """The run's docker SDK client for the configured endpoint, for the fix
+        engine (which writes); opened on first use, each read bounded by
+        :attr:`docker_timeout`; :meth:`close` closes it. Checks read through
+        :meth:`docker_api` instead."""
         with self._client_lock:
             if self._client is None:
                 endpoint = parse_endpoint(self.config.docker.host)
@@ -217,8 +229,8 @@ class Host:
         if not self.docker().ok:
             return Unavailable(self.docker().reason or "the Docker API does not answer")
         try:
-            raw = self.docker_client().containers(all=True)
-        except Exception as exc:  # the SDK/requests raise many kinds
+            raw = self.docker_api().containers(all=True)
+        except Exception as exc:  # OSError, a timeout, an HTTP error
             return Unavailable(describe_error(exc))
         return tuple(_container(c) for c in raw)
 

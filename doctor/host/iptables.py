@@ -293,8 +293,8 @@ def docker_bridges(host: Host) -> tuple[Bridge, ...] | Unavailable:
     """Every bridge network of the daemon (``docker network inspect``), or why the
     API could not be asked."""
     try:
-        raw = host.docker_client().networks(filters={"driver": "bridge"})
-    except Exception as exc:  # the SDK/requests raise many kinds
+        raw = host.docker_api().networks(filters={"driver": "bridge"})
+    except Exception as exc:  # OSError, a timeout, an HTTP error
         return Unavailable(describe_error(exc))
     return tuple(_bridge(n) for n in raw)
 
@@ -324,7 +324,7 @@ def container_addresses(host: Host, container_id: str) -> tuple[str, ...]:
     """The IPv4 addresses of a container on its networks (``docker inspect``)."""
 
     try:
-        info = host.docker_client().inspect_container(container_id)
+        info = host.docker_api().inspect_container(container_id)
     except Exception:
         return ()
     networks = (info.get("NetworkSettings") or {}).get("Networks") or {}
