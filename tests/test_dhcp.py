@@ -398,7 +398,9 @@ def test_probe_reports_the_offer_and_takes_no_lease(link, dnsmasq):
     assert check["summary"].endswith(
         f"; DHCP server {SERVER} offered {offer['address']} on {IFACE}"
     )
-    assert run.elapsed < 4 + 1, f"took {run.elapsed:.2f} s"
+    # Bounded by the 4 s probe window; the margin is for starting Python on a
+    # loaded machine, not for the probe.
+    assert run.elapsed < 4 + 3, f"took {run.elapsed:.2f} s"
     # Only an offer: no REQUEST reached the server, no lease was written, and the
     # interface is as it was.
     log = _read(link.tmp / "dnsmasq.log")
@@ -414,7 +416,7 @@ def test_probe_without_server_says_nobody_answered(link):
     assert check["status"] == "failure"
     assert check["summary"].endswith(f"; no DHCP server answered on {IFACE} within 4 s")
     assert any("VBoxManage showvminfo" in h for h in check["hints"])
-    assert run.elapsed < 4 + 1.5, f"took {run.elapsed:.2f} s"
+    assert run.elapsed < 4 + 3, f"took {run.elapsed:.2f} s"
 
 
 def test_probe_of_an_unknown_interface_is_an_error(link):
