@@ -20,9 +20,6 @@ if TYPE_CHECKING:
     from shipyard_doctor.host.dhcpstate import InterfaceFinding
     from shipyard_doctor.host.gateway import Host
 
-#: How long the probe listens. Not 3 s: dnsmasq pings an address for 3 s before
-#: its first OFFER to a new client (measured: the OFFER arrives after 3.0-3.1 s).
-PROBE_SECONDS = 4.0
 VBOX = (
     "in VirtualBox, check that the adapter is attached (NAT, or host-only with its "
     "DHCP server enabled) and its cable connected: VBoxManage showvminfo VM "
@@ -40,26 +37,23 @@ class DhcpCheck(Check):
     category = "network"
 
     def run(self, host: Host) -> Result:
-        from shipyard_doctor.host import dhcpstate, netinfo
+        from shipyard_doctor.host import dhcpstate
 
-        names = {i.name for i in netinfo.interfaces(host)}
-        unknown = [n for n in host.probe_dhcp if n not in names]
+        unknown, names = dhcpstate.unknown_probes(host)
         if unknown:
             return Result.error(
                 f"--probe-dhcp {', '.join(unknown)}: no such interface here "
                 f"(interfaces: {', '.join(sorted(names))})",
                 hints=["name one of these interfaces: --probe-dhcp IFACE"],
             )
-        wait = min(PROBE_SECONDS, host.config.checks.timeout * 0.8)
-        return _verdict(dhcpstate.dhcp_evidence(host, wait))
+        return _verdict(dhcpstate.dhcp_evidence(host, dhcpstate.probe_wait(host)))
 
 
 def _verdict(found: dhcpstate.DhcpEvidence) -> Result:
-    from shipyard_doctor.host.dhcpstate import IfaceState, describe
+    from shipyard_doctor.host.dhcpstate import describe, describe_addresses
 
     details, failing = describe(found), found.failing
-    healthy = found.having(IfaceState.OK)
-    no_link = [f.iface.name for f in found.having(IfaceState.NO_CARRIER)]
+    healthy, no_link = found.healthy, found.no_link
     if failing:
         reasons = [_why(f) for f in failing]
         names = ", ".join(f.iface.name for f in failing)
@@ -84,9 +78,7 @@ def _verdict(found: dhcpstate.DhcpEvidence) -> Result:
             details=details,
             evidence=found,
         )
-    summary = "IPv4 addresses: " + ", ".join(
-        f"{f.iface.name} {' '.join(map(str, f.iface.routable_ipv4))}" for f in healthy
-    )
+    summary = "IPv4 addresses: " + describe_addresses(healthy)
     summary += "".join(f"; {p.describe()}" for p in found.probes.values() if p.offers)
     warnings = [w for f in found.interfaces for w in _warnings(f)]
     if warnings:
@@ -100,20 +92,19 @@ def _verdict(found: dhcpstate.DhcpEvidence) -> Result:
 
 
 def _why(f: InterfaceFinding) -> str:
-    from shipyard_doctor.host import dhcp, dhcpstate
-    from shipyard_doctor.host.dhcpstate import IfaceState
+    from shipyard_doctor.host import dhcpstate
 
     name, lease, who = f.iface.name, f.lease, dhcpstate.pids(f.clients)
     has = "has no IPv4 address"
-    if f.state is IfaceState.LINK_LOCAL:
+    if f.state is dhcpstate.IfaceState.LINK_LOCAL:
         has = f"has only the link-local address {f.iface.ipv4[0].ip}"
     if not f.clients:
         text = f"{name} {has} and no DHCP client is running for it"
-    elif lease and lease.expire and f.lease_expired:
+    elif lease and (expired := f.expired_at):
         text = (
             f"{name} {has}: its DHCP lease for {lease.address} from "
             f"{lease.server or 'an unknown server'} expired "
-            f"{dhcp.format_time(lease.expire)} and {who} got no new one"
+            f"{expired} and {who} got no new one"
         )
     elif lease and lease.address:
         text = f"{name} {has}, though {who} holds a lease for it"
@@ -151,14 +142,12 @@ def _fix_hints(f: InterfaceFinding) -> list[str]:
 
 def _warnings(f: InterfaceFinding) -> list[tuple[str, str]]:
     """(summary, hint) for what is wrong on an interface that does have an address."""
-    from shipyard_doctor.host import dhcp
-
     found = []
     name, lease, probe = f.iface.name, f.lease, f.probe
-    if f.orphaned and lease and lease.expire:
+    if f.orphaned and lease and (expired := f.expired_at):
         text = (
             f"{name}'s DHCP lease for {lease.address} expired "
-            f"{dhcp.format_time(lease.expire)} and no DHCP client runs to renew it"
+            f"{expired} and no DHCP client runs to renew it"
         )
         hint = (
             f"start a DHCP client for {name} (`dhclient {name}` / "

@@ -28,11 +28,7 @@ class DockerCompatCheck(Check):
     requires = ("docker-daemon",)
 
     def run(self, host: Host) -> Result:
-        from shipyard_doctor.host.compat import (
-            compat_evidence,
-            default_min_api,
-            parse_version,
-        )
+        from shipyard_doctor.host.compat import compat_evidence, default_min_api
 
         found = compat_evidence(host, host.stack())
         engine, oldest, newest = found.engine, found.oldest, found.newest
@@ -57,7 +53,7 @@ class DockerCompatCheck(Check):
             if answer.status is None:
                 unknown.append(f"could not ask Docker {engine} with API {client.api}")
                 continue
-            too_new = parse_version(client.api) > parse_version(newest)
+            too_new = found.too_new(client.api)
             which, limit = ("newest", newest) if too_new else ("oldest", oldest)
             failures.append(
                 f"Docker {engine} refuses {client.name}'s API {client.api} "
@@ -105,7 +101,7 @@ def _schema1(
     from shipyard_doctor.host.hints import docker_environment
 
     engine, legacy, pull = found.engine, found.legacy, found.pull
-    here = sorted(set(legacy) & found.present)
+    here = found.legacy_here
     if legacy:
         details.append(
             f"images with a schema 1 manifest: {', '.join(legacy)}; "

@@ -16,17 +16,14 @@ from typing import TYPE_CHECKING
 from shipyard_doctor.model import Check, Findings, Problem, Result, Status
 
 if TYPE_CHECKING:
-    from shipyard_doctor.host.dockerviews import ClientView, StateProblem
+    from shipyard_doctor.host.dockerviews import DockerSight, StateProblem
     from shipyard_doctor.host.gateway import Container, Host
 
 Found = Findings["StateProblem"]
 
 
 def _add(found: Found, kind: StateProblem, line: str, *hints: str) -> None:
-    from shipyard_doctor.host.dockerviews import StateProblem as P
-
-    warning = kind in (P.DAEMONS, P.CLIENT_ELSEWHERE, P.DATA_ROOT)
-    status = Status.WARNING if warning else Status.FAILURE
+    status = Status.WARNING if kind.warns else Status.FAILURE
     found.add(Problem(kind, line, status), *hints, detail=True)
 
 
@@ -37,37 +34,34 @@ class DockerStateCheck(Check):
     requires = ("docker-daemon",)
 
     def run(self, host: Host) -> Result:
-        from shipyard_doctor.host import dockerstate, dockerviews
+        from shipyard_doctor.host import dockerviews
         from shipyard_doctor.host.facts import Unavailable
 
         found: Found = Findings()
         url = host.docker().endpoint.url
-        _daemons(host, found)
-        clients = _clients(host, url, found)
-        _data_roots(host, url, found)
+        seen = dockerviews.sight(host, url)
+        _daemons(host, seen, found)
+        _clients(seen, found)
+        _data_roots(seen, found)
         containers = host.containers()
         if isinstance(containers, Unavailable):
             deployed = "containers not inspected: the Docker API failed"
             found.details.append(f"{deployed} ({containers.reason})")
         else:
             deployed = _stack(host, containers, found)
-        daemons, problems = dockerstate.running_daemons(host), tuple(found.problems)
-        evidence = dockerviews.DockerStateEvidence(
-            url, daemons, clients, host.stack(), containers, problems
-        )
+        evidence = seen.evidence(host.stack(), containers, tuple(found.problems))
         if found.problems:
             return found.result(evidence)
         summary = f"one Docker daemon ({url}), no client pointed elsewhere, {deployed}"
         return Result.ok(summary, details=found.details, evidence=evidence)
 
 
-def _daemons(host: Host, found: Found) -> None:
-    from shipyard_doctor.host import dockerstate, dockerviews
+def _daemons(host: Host, seen: DockerSight, found: Found) -> None:
+    from shipyard_doctor.host import dockerviews
     from shipyard_doctor.host.hints import stop_daemons
 
-    daemons = dockerstate.running_daemons(host)
-    found.details += dockerviews.describe_daemons(daemons)
-    here = [d for d in daemons if d.same_netns is not False]
+    found.details += dockerviews.describe_daemons(seen.daemons)
+    here = seen.here
     if len(here) > 1:
         _add(
             found,
@@ -80,32 +74,29 @@ def _daemons(host: Host, found: Found) -> None:
         )
 
 
-def _clients(host: Host, url: str, found: Found) -> tuple[ClientView, ...]:
+def _clients(seen: DockerSight, found: Found) -> None:
     """Where the docker CLI points; the ones at another daemon are findings."""
-    from shipyard_doctor.host import dockerstate, dockerviews
+    from shipyard_doctor.host import dockerviews
 
-    views = dockerviews.client_views(host, url)
-    daemon_id = (dockerstate.daemon_info(host) or {}).get("ID")
-    found.details += dockerviews.describe_clients(views, daemon_id)
-    for view in (v for v in views if v.elsewhere):
+    found.details += dockerviews.describe_clients(seen.clients, seen.daemon_id)
+    for view in (v for v in seen.clients if v.elsewhere):
         there = view.endpoint.url
         state = "another daemon" if view.answers else "an endpoint that does not answer"
         _add(
             found,
             dockerviews.StateProblem.CLIENT_ELSEWHERE,
             f"{view.endpoint.source} points the docker CLI at {there}, {state}, not at "
-            f"{url} (checked here)",
+            f"{seen.url} (checked here)",
             f"docker and the deploy talk to {there}: unset DOCKER_HOST / run "
             f"'docker context use default', or check that one: shipyard-doctor "
             f"check --docker-host {there}",
         )
-    return views
 
 
-def _data_roots(host: Host, url: str, found: Found) -> None:
+def _data_roots(seen: DockerSight, found: Found) -> None:
     from shipyard_doctor.host import dockerviews
 
-    roots = dockerviews.data_roots(host)
+    url, roots = seen.url, seen.roots
     if roots is None:
         return
     found.details += roots.describe(url)
@@ -127,31 +118,26 @@ def _stack(host: Host, containers: tuple[Container, ...], found: Found) -> str:
     from shipyard_doctor.host.dockerviews import StateProblem
 
     stack = host.stack()
-    states = dockerstate.stack_state(stack, containers)
-    present = [s for s in states if s.state != "missing"]
+    standing = dockerstate.stack_standing(stack, containers)
     name = f"Shipyard {stack.name}"
-    stopped = [s for s in present if s.state != "running"]
-    stopped_names = [s.container for s in stopped]
-    missing = [s.container for s in states if s.state == "missing"]
-    if not present:
+    if not standing.present:
         found.details.append(f"stack: {name} is not deployed")
         return f"{name} is not deployed"
-    if stopped or missing:
-        running = [s.container for s in present if s.state == "running"]
-        parts = [f"{', '.join(running)} running"] if running else []
-        parts += [f"{s.container} {s.state}" for s in stopped]
-        parts += [f"{', '.join(missing)} missing"] if missing else []
+    if standing.stopped or standing.missing:
+        parts = [f"{', '.join(standing.running)} running"] if standing.running else []
+        parts += [f"{s.container} {s.state}" for s in standing.stopped]
+        parts += [f"{', '.join(standing.missing)} missing"] if standing.missing else []
         _add(
             found,
             StateProblem.HALF_DEPLOYED,
             f"{name} is half-deployed: " + "; ".join(parts),
-            *[f"see why {c} stopped: docker logs {c}" for c in stopped_names],
+            *[f"see why {c} stopped: docker logs {c}" for c in standing.stopped_names],
             "remove the leftovers and deploy again: docker rm -f "
-            + " ".join(s.container for s in present),
+            + " ".join(s.container for s in standing.present),
         )
         return f"{name} is half-deployed"
     ui = dockerstate.ui_ports(stack, containers, host.config.stack.ports)
-    if ui is None or ui.fixed in {port for _, port in ui.published}:
+    if ui is None or ui.on_fixed_port:
         found.details.append(f"stack: {name} is deployed, all containers running")
         return f"{name} is deployed"
     want, cport = ui.fixed, stack.ui_container_port
@@ -160,8 +146,8 @@ def _stack(host: Host, containers: tuple[Container, ...], found: Found) -> str:
         fix = f"recreate it: docker rm -f {ui.container}, then deploy again "
         _add(found, StateProblem.UI_UNPUBLISHED, line, f"{fix}(-p {want}:{cport})")
         return f"{name} is deployed"
-    ip, port = sorted(ui.published)[0]
-    where = ip if ip not in ("", "0.0.0.0", "::") else "HOST"
+    ip, port = ui.first_published()
+    where = ip or "HOST"
     _add(
         found,
         StateProblem.UI_PORT,

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from shipyard_doctor.model import Check, Findings, Problem, Result, and_more
+from shipyard_doctor.model import Check, Findings, Problem, Result
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
-    from shipyard_doctor.host.natrules import (
-        NatProblem,
-        NatState,
-    )
+    from shipyard_doctor.host.natrules import NatProblem, NatState
+
 POLICY = (
     "keep site firewall rules in the DOCKER-USER chain (Docker never changes it) and "
     "never flush iptables wholesale (iptables -F, iptables -t nat -F, restarting an "
@@ -88,13 +86,7 @@ class NatDockerCheck(Check):
         found.details[:0] = [*details, *state.describe()]
         evidence = NatEvidence(state, tuple(found.problems))
         if found.problems:
-            more = len(found.problems) - 1
-            return Result.failure(
-                and_more(found.problems[0].text, more, "problem"),
-                details=found.details,
-                hints=found.hints,
-                evidence=evidence,
-            )
+            return found.result(evidence, "problem")  # every problem here fails
         mapped = len(state.published)
         return Result.ok(
             f"Docker's NAT rules are in place ({mapped} published "
@@ -108,7 +100,7 @@ def _verdict(state: NatState, forwards: bool, restart: str) -> Findings[NatProbl
     from shipyard_doctor.host.natrules import NatProblem
 
     found = Findings[NatProblem]()
-    missing = [p.mapping for p in state.published if p.dnat is None]
+    missing = state.no_dnat
     if missing:
         ports = sorted({m.host_port for m in missing})
         s, them = ("s", "them") if len(ports) > 1 else ("", "it")
@@ -130,13 +122,12 @@ def _verdict(state: NatState, forwards: bool, restart: str) -> Findings[NatProbl
             f"the nat DOCKER chain is missing (iptables was flushed?): {NEXT_PUBLISH}"
         )
         found.add(Problem(NatProblem.NO_DOCKER_CHAIN, text))
-    for chain, where, jump in state.jumps if state.docker_chain else ():
-        if jump is None:
-            text = (
-                f"nat {chain} does not jump to the DOCKER chain: published ports are "
-                f"unreachable from {where}"
-            )
-            found.add(Problem(NatProblem.NO_JUMP, text))
+    for chain, where in state.missing_jumps:
+        text = (
+            f"nat {chain} does not jump to the DOCKER chain: published ports are "
+            f"unreachable from {where}"
+        )
+        found.add(Problem(NatProblem.NO_JUMP, text))
     if found.problems:
         names = " ".join(sorted({m.container for m in missing}))
         restart_only = f"or restart only those containers: docker restart {names}"
@@ -152,13 +143,12 @@ def _verdict(state: NatState, forwards: bool, restart: str) -> Findings[NatProbl
     if state.forward_blocker:
         text = f"the FORWARD chain drops container traffic: {state.forward_blocker}"
         found.add(Problem(NatProblem.FORWARD_DROPS, text), restart, POLICY)
-    for m in state.masquerades:
-        if m.rule is None:
-            text = (
-                f"containers on {m.bridge.interface} ({m.subnet}) cannot reach other "
-                "networks: nat POSTROUTING has no MASQUERADE rule for the subnet"
-            )
-            found.add(Problem(NatProblem.NO_MASQUERADE, text), restart, POLICY)
+    for m in state.unmasqueraded:
+        text = (
+            f"containers on {m.bridge.interface} ({m.subnet}) cannot reach other "
+            "networks: nat POSTROUTING has no MASQUERADE rule for the subnet"
+        )
+        found.add(Problem(NatProblem.NO_MASQUERADE, text), restart, POLICY)
     for o in state.overlaps:
         text = (
             f"Docker bridge {o.bridge.interface} ({o.subnet}) overlaps {o.clashes[0]}: "

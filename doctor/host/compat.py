@@ -155,6 +155,16 @@ class CompatEvidence:
     def to_pull(self) -> tuple[str, ...]:
         return tuple(image for image in self.legacy if image not in self.present)
 
+    @property
+    def legacy_here(self) -> list[str]:
+        """The schema 1 images already here, sorted."""
+        return sorted(set(self.legacy) & self.present)
+
+    def too_new(self, api: str) -> bool:
+        """A refused API version is above the daemon's newest (else below its
+        oldest)."""
+        return parse_version(api) > parse_version(self.newest)
+
     def to_data(self) -> dict[str, object]:
         return {
             "stack": self.stack,

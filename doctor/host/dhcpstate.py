@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from shipyard_doctor.host.netinfo import Interface
 
 _NEVER = datetime.min.replace(tzinfo=UTC)
+#: How long the probe listens. Not 3 s: dnsmasq pings an address for 3 s before
+#: its first OFFER to a new client (measured: the OFFER arrives after 3.0-3.1 s).
+PROBE_SECONDS = 4.0
 
 
 class IfaceState(StrEnum):
@@ -79,6 +82,14 @@ class InterfaceFinding:
             and holds(self.iface, self.lease)
         )
 
+    @property
+    def expired_at(self) -> str | None:
+        """When the lease it holds expired (formatted); None when it did not."""
+        lease = self.lease
+        if not (self.lease_expired and lease and lease.expire):
+            return None
+        return dhcp.format_time(lease.expire)
+
     def to_data(self, now: datetime) -> dict[str, object]:
         return {
             "name": self.iface.name,
@@ -114,6 +125,15 @@ class DhcpEvidence:
         return tuple(f for f in self.interfaces if f.state is state)
 
     @property
+    def healthy(self) -> tuple[InterfaceFinding, ...]:
+        return self.having(IfaceState.OK)
+
+    @property
+    def no_link(self) -> list[str]:
+        """The names of the interfaces that are up without carrier."""
+        return [f.iface.name for f in self.having(IfaceState.NO_CARRIER)]
+
+    @property
     def requests(self) -> tuple[LeaseRequest, ...]:
         return tuple(LeaseRequest(f.iface.name, f.clients) for f in self.failing)
 
@@ -143,6 +163,17 @@ def requests_from_data(data: Mapping[str, Any]) -> tuple[LeaseRequest, ...]:
         for row in data.get("interfaces", ())
         if IfaceState(row["state"]).failing
     )
+
+
+def probe_wait(host: Host) -> float:
+    """How long the probe listens: within the check's timeout."""
+    return min(PROBE_SECONDS, host.config.checks.timeout * 0.8)
+
+
+def unknown_probes(host: Host) -> tuple[list[str], set[str]]:
+    """The interfaces named with --probe-dhcp that are not here, and those that are."""
+    names = {i.name for i in netinfo.interfaces(host)}
+    return [n for n in host.probe_dhcp if n not in names], names
 
 
 def dhcp_evidence(host: Host, probe_wait: float) -> DhcpEvidence:
@@ -197,6 +228,13 @@ def describe_interface(f: InterfaceFinding, now: datetime) -> str:
             static = " (static?)" if f.state is IfaceState.OK else ""
             text += f"; no DHCP lease found{static}"
     return text
+
+
+def describe_addresses(findings: Sequence[InterfaceFinding]) -> str:
+    """'eth0 192.0.2.5, eth1 198.51.100.7 198.51.100.8': the routable addresses."""
+    return ", ".join(
+        f"{f.iface.name} {' '.join(map(str, f.iface.routable_ipv4))}" for f in findings
+    )
 
 
 def describe(found: DhcpEvidence) -> list[str]:

@@ -67,6 +67,11 @@ def running_daemons(host: Host) -> tuple[Daemon, ...]:
     return tuple(daemons)
 
 
+def daemons_here(daemons: Sequence[Daemon]) -> list[Daemon]:
+    """The dockerds of this network namespace (or whose namespace is hidden)."""
+    return [d for d in daemons if d.same_netns is not False]
+
+
 def system_data_root(host: Host) -> str:
     """Where the system's dockerd keeps its state: daemon.json's data-root, else
     /var/lib/docker."""
@@ -181,10 +186,47 @@ def stack_state(stack: Stack, containers: Sequence[Container]) -> list[ServiceSt
 
 
 @dataclass(frozen=True)
+class StackStanding:
+    """How the stack's containers stand, in the stack's order."""
+
+    present: tuple[ServiceState, ...]  # the containers that exist
+    missing: tuple[str, ...]  # the containers that do not
+
+    @property
+    def running(self) -> tuple[str, ...]:
+        return tuple(s.container for s in self.present if s.state == "running")
+
+    @property
+    def stopped(self) -> tuple[ServiceState, ...]:
+        return tuple(s for s in self.present if s.state != "running")
+
+    @property
+    def stopped_names(self) -> tuple[str, ...]:
+        return tuple(s.container for s in self.stopped)
+
+
+def stack_standing(stack: Stack, containers: Sequence[Container]) -> StackStanding:
+    states = stack_state(stack, containers)
+    return StackStanding(
+        tuple(s for s in states if s.state != "missing"),
+        tuple(s.container for s in states if s.state == "missing"),
+    )
+
+
+@dataclass(frozen=True)
 class UiPorts:
     container: str
     fixed: int  # the host port the stack publishes the UI on (after [stack.ports])
     published: frozenset[tuple[str, int]]  # (host ip, host port) it really has
+
+    @property
+    def on_fixed_port(self) -> bool:
+        return self.fixed in {port for _, port in self.published}
+
+    def first_published(self) -> tuple[str | None, int]:
+        """The first (host ip, host port) published; ip None for every address."""
+        ip, port = sorted(self.published)[0]
+        return (None if ip in ("", "0.0.0.0", "::") else ip), port
 
 
 def ui_ports(

@@ -19,6 +19,7 @@ from shipyard_doctor.host.dockerstate import (
     client_endpoints,
     count_containers,
     daemon_info,
+    daemons_here,
     running_daemons,
     same_endpoint,
     stack_state,
@@ -39,6 +40,15 @@ class StateProblem(StrEnum):
     HALF_DEPLOYED = "half-deployed"
     UI_UNPUBLISHED = "ui-unpublished"
     UI_PORT = "ui-port"  # the UI on another host port than its fixed one
+
+    @property
+    def warns(self) -> bool:
+        """A warning rather than a failure: the stack may still work."""
+        return self in (
+            StateProblem.DAEMONS,
+            StateProblem.CLIENT_ELSEWHERE,
+            StateProblem.DATA_ROOT,
+        )
 
 
 @dataclass(frozen=True)
@@ -68,7 +78,7 @@ def describe_daemons(daemons: tuple[Daemon, ...]) -> list[str]:
         for d in daemons
         if d.same_netns is False
     ]
-    here = [d for d in daemons if d.same_netns is not False]
+    here = daemons_here(daemons)
     return lines + ([here[0].describe()] if len(here) == 1 else [])
 
 
@@ -145,6 +155,39 @@ def data_roots(host: Host) -> DataRoots | None:
         if os.path.realpath(path) != os.path.realpath(root)
     )
     return DataRoots(root, info.get("Containers", "?"), others)
+
+
+@dataclass(frozen=True)
+class DockerSight:
+    """What docker-state sees besides the stack: the dockerds, where each client
+    points, the data-roots; gathered in that order."""
+
+    url: str  # the endpoint checked
+    daemons: tuple[Daemon, ...]
+    clients: tuple[ClientView, ...]
+    daemon_id: object  # the checked daemon's /info ID (None when not said)
+    roots: DataRoots | None
+
+    @property
+    def here(self) -> list[Daemon]:
+        return daemons_here(self.daemons)
+
+    def evidence(
+        self,
+        stack: Stack,
+        containers: tuple[Container, ...] | Unavailable,
+        problems: tuple[Problem[StateProblem], ...],
+    ) -> DockerStateEvidence:
+        return DockerStateEvidence(
+            self.url, self.daemons, self.clients, stack, containers, problems
+        )
+
+
+def sight(host: Host, url: str) -> DockerSight:
+    daemons = running_daemons(host)
+    clients = client_views(host, url)
+    daemon_id = (daemon_info(host) or {}).get("ID")
+    return DockerSight(url, daemons, clients, daemon_id, data_roots(host))
 
 
 @dataclass(frozen=True)

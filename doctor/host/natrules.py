@@ -95,6 +95,24 @@ class NatState:
     masquerades: tuple[Masquerade, ...]
     overlaps: tuple[Overlap, ...]
 
+    @property
+    def no_dnat(self) -> list[iptables.ContainerMapping]:
+        """The published mappings nat DOCKER has no DNAT rule for."""
+        return [p.mapping for p in self.published if p.dnat is None]
+
+    @property
+    def missing_jumps(self) -> list[tuple[str, str]]:
+        """(chain, from where) of the nat chains that do not jump to DOCKER; none
+        counted once the DOCKER chain itself is gone."""
+        if not self.docker_chain:
+            return []
+        return [(chain, where) for chain, where, jump in self.jumps if jump is None]
+
+    @property
+    def unmasqueraded(self) -> list[Masquerade]:
+        """The Docker subnets nat POSTROUTING has no MASQUERADE rule for."""
+        return [m for m in self.masquerades if m.rule is None]
+
     def describe(self) -> list[str]:
         """The evidence, one line per rule, sysctl and subnet looked at."""
         lines = [_backend(self.rules)]
