@@ -77,3 +77,37 @@ def as_if_systemd_runs_docker(host: Any) -> Any:
     manager = DockerManager(Kind.SYSTEMD, Init.SYSTEMD, False, unit="docker.service")
     host.memo("manager.docker", lambda: manager)
     return host
+
+
+EXAMPLE_PLUGIN = Path(__file__).parent / "data" / "plugin-pkg"
+
+
+def install_example_plugin(target: Path) -> Path:
+    """pip-install the example third-party plugin package (tests/data/plugin-pkg)
+    into *target* (for PYTHONPATH), built from a copy: setuptools builds in place and
+    the repository stays clean."""
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as src:
+        source = Path(src) / "plugin-pkg"
+        shutil.copytree(EXAMPLE_PLUGIN, source)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--no-build-isolation",
+                "--disable-pip-version-check",
+                "--target",
+                str(target),
+                str(source),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    return target

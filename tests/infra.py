@@ -925,18 +925,22 @@ def _unmount_all_under(root: Path) -> None:
     )
 
 
+def remove_cgroup_tree(top: Path) -> None:
+    """rmdir a cgroup directory and everything below it, leaves first."""
+    if not top.is_dir():
+        return
+    for dirpath, _dirs, _files in sorted(
+        os.walk(top), key=lambda t: t[0].count("/"), reverse=True
+    ):
+        with contextlib.suppress(OSError):
+            os.rmdir(dirpath)
+
+
 def _remove_cgroups(name: str) -> None:
     """rmdir the per-daemon cgroup parent /<name> in every hierarchy, leaves first."""
     base = Path("/sys/fs/cgroup")
-    candidates = [base / name] + [d / name for d in base.iterdir() if d.is_dir()]
-    for top in candidates:
-        if not top.is_dir():
-            continue
-        for dirpath, _dirs, _files in sorted(
-            os.walk(top), key=lambda t: t[0].count("/"), reverse=True
-        ):
-            with contextlib.suppress(OSError):
-                os.rmdir(dirpath)
+    for top in [base / name] + [d / name for d in base.iterdir() if d.is_dir()]:
+        remove_cgroup_tree(top)
 
 
 def _shim_sockets(root: Path) -> list[Path]:

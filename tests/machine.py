@@ -312,16 +312,6 @@ def _make_cgroups(name: str) -> list[Path]:
     return dirs
 
 
-def _remove_cgroup_tree(top: Path) -> None:
-    if not top.is_dir():
-        return
-    for dirpath, _dirs, _files in sorted(
-        os.walk(top), key=lambda t: t[0].count("/"), reverse=True
-    ):
-        with contextlib.suppress(OSError):
-            os.rmdir(dirpath)
-
-
 class MachineError(RuntimeError):
     """The machine did not boot or did not stop; the message has its log tail."""
 
@@ -576,7 +566,7 @@ def _teardown(top: Path, name: str) -> None:
         infra._unmount_all_under(top)
     shutil.rmtree(top, ignore_errors=True)
     for d in _machine_cgroups(name):
-        _remove_cgroup_tree(d)
+        infra.remove_cgroup_tree(d)
 
 
 @contextlib.contextmanager
@@ -625,7 +615,7 @@ def reap_stale_machines() -> list[str]:
         owner = re.match(r"^sdm-(\d+)-", name)
         if owner and not infra._owner_alive(int(owner.group(1))):
             for d in _machine_cgroups(name):
-                _remove_cgroup_tree(d)
+                infra.remove_cgroup_tree(d)
             cleaned.append(f"cgroups {name}")
     for entry in sorted(infra.TMP.glob(f"{infra.PREFIX}-m*-*")):
         owner = re.match(rf"^{infra.PREFIX}-m(\d+)-", entry.name)

@@ -22,12 +22,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from doctor_cli import SETPRIV
+from doctor_cli import EXAMPLE_PLUGIN as PACKAGE
+from doctor_cli import SETPRIV, install_example_plugin
 from shipyard_doctor.fixengine.fixrun import Outcome
 from shipyard_doctor.fixing import RunCommand
 from test_fix_engine import fix_once, marker_plugins
 
-PACKAGE = Path(__file__).parent / "data" / "plugin-pkg"
 ORIGINAL = "bad: the marker as the user left it\n"
 REPORT = "fix example-marker (example-marker): "  # the report's line, not the plan's
 
@@ -37,27 +37,7 @@ def plugin_dir() -> Iterator[Path]:
     """The example plugin pip-installed into a world-readable dir."""
     target = world_readable_dir()
     try:
-        with tempfile.TemporaryDirectory() as src:
-            source = Path(src) / "plugin-pkg"  # setuptools builds in place
-            shutil.copytree(PACKAGE, source)
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--no-deps",
-                    "--no-build-isolation",
-                    "--disable-pip-version-check",
-                    "--target",
-                    str(target),
-                    str(source),
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
+        install_example_plugin(target)
         yield target
     finally:
         shutil.rmtree(target, ignore_errors=True)

@@ -6,41 +6,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
-PACKAGE = Path(__file__).parent / "data" / "plugin-pkg"
+from doctor_cli import install_example_plugin
 
 
 @pytest.fixture(scope="module")
 def plugin_path(tmp_path_factory):
-    target = tmp_path_factory.mktemp("site")
-    # setuptools builds in place: build from a copy so the repo stays clean.
-    source = tmp_path_factory.mktemp("src") / "plugin-pkg"
-    shutil.copytree(PACKAGE, source)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--disable-pip-version-check",
-            "--target",
-            str(target),
-            str(source),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return target
+    return install_example_plugin(tmp_path_factory.mktemp("site"))
 
 
 def doctor(plugin_path, *args):
