@@ -22,7 +22,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from doctor_cli import EXAMPLE_PLUGIN as PACKAGE
 from doctor_cli import SETPRIV, install_example_plugin
 from shipyard_doctor.fixengine.fixrun import Outcome
 from shipyard_doctor.fixing import RunCommand
@@ -195,28 +194,13 @@ def test_undo_that_cannot_write_keeps_the_run_and_the_file(
     assert leftovers(journal, marker.parent) == []
 
 
-def test_a_write_without_permission_fails_cleanly_as_nobody(unprivileged_venv):
+def test_a_write_without_permission_fails_cleanly_as_nobody(
+    unprivileged_venv, plugin_dir
+):
     # World-searchable dirs: nobody reads the marker and config, writes the journal.
-    base, plugin = world_readable_dir(), world_readable_dir()
+    # The plugin is pure Python: installed by this interpreter, imported by nobody's.
+    base, plugin = world_readable_dir(), plugin_dir
     try:
-        subprocess.run(
-            [  # pure Python: installed by this interpreter, imported by nobody's
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--no-deps",
-                "--no-build-isolation",
-                "--disable-pip-version-check",
-                "--target",
-                str(plugin),
-                str(_copy_of_package(base)),
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
         owned = base / "etc-like"  # root's, 0755: nobody cannot write in it
         owned.mkdir(mode=0o755)
         marker = owned / "marker"
@@ -241,15 +225,6 @@ def test_a_write_without_permission_fails_cleanly_as_nobody(unprivileged_venv):
         )
     finally:
         shutil.rmtree(base, ignore_errors=True)
-        shutil.rmtree(plugin, ignore_errors=True)
-
-
-def _copy_of_package(where: Path) -> Path:
-    source = where / "src" / "plugin-pkg"
-    shutil.copytree(PACKAGE, source)
-    for path in [source.parent, *source.rglob("*"), source]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    return source
 
 
 # -- a full disk under the journal -----------------------------------------------

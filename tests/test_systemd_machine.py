@@ -123,6 +123,21 @@ def test_coreos_socket_route_with_read_only_usr(boot_machine: Any) -> None:
     assert ping_tcp(m, 2375) == "OK"
 
 
+def _hit_start_limit(m: Any) -> None:
+    """Restart docker with a daemon.json it refuses: Debian's unit restarts it
+    (Restart=on-failure) until its start limit, which docker.socket records as its
+    own result."""
+    m.run(["systemctl", "restart", "docker"])
+    for _ in range(60):
+        result = m.run(
+            ["systemctl", "show", "-p", "Result", "--value", "docker.socket"]
+        )
+        if result.stdout.strip() == "service-start-limit-hit":
+            return
+        m.run(["sleep", "0.5"])
+    raise AssertionError("docker.service never hit its start limit")
+
+
 def test_docker_daemon_reads_the_journal_since_the_last_start(
     systemd_machine: Any,
 ) -> None:
@@ -131,18 +146,7 @@ def test_docker_daemon_reads_the_journal_since_the_last_start(
     daemon_json = m.path("/etc/docker/daemon.json")
     daemon_json.write_text('{"no-such-option": true}\n')
     try:
-        m.run(["systemctl", "restart", "docker"])
-        # Debian's unit restarts it (Restart=on-failure) until its start limit,
-        # which docker.socket records as its own result.
-        for _ in range(60):
-            result = m.run(
-                ["systemctl", "show", "-p", "Result", "--value", "docker.socket"]
-            )
-            if result.stdout.strip() == "service-start-limit-hit":
-                break
-            m.run(["sleep", "0.5"])
-        else:
-            raise AssertionError("docker.service never hit its start limit")
+        _hit_start_limit(m)
         down = check_result(m, "docker-daemon")
         assert down["status"] == "failure", down
         text = "\n".join(down["details"] + down["hints"])
@@ -441,14 +445,7 @@ def test_docker_tcp_fix_resets_the_start_limit_before_its_restart(
     daemon_json = m.path("/etc/docker/daemon.json")
     daemon_json.write_text('{"no-such-option": true}\n')
     try:
-        m.run(["systemctl", "restart", "docker"])
-        for _ in range(60):
-            result = m.run(
-                ["systemctl", "show", "-p", "Result", "--value", "docker.socket"]
-            )
-            if result.stdout.strip() == "service-start-limit-hit":
-                break
-            m.run(["sleep", "0.5"])
+        _hit_start_limit(m)
         daemon_json.unlink()
         fix = doctor_json(m, "fix", "docker-tcp", "--yes")
         (report,) = fix["fixes"]
