@@ -27,13 +27,14 @@ class AgentLibsCheck(Check):
 
     def run(self, host: Host) -> Result:
         from shipyard_doctor.host.agent import find_agent_binary
+
+        path, origin = find_agent_binary(host)
+        if path is None:  # no agent: none of the ELF and loader knowledge is needed
+            return Result.skipped(origin)
         from shipyard_doctor.host.agentlibs import agent_libs
         from shipyard_doctor.host.elf import ElfError, read_elf
         from shipyard_doctor.host.ldso import searched_dirs
 
-        path, origin = find_agent_binary(host)
-        if path is None:
-            return Result.skipped(origin)
         try:
             binary = read_elf(path)
         except ElfError as exc:

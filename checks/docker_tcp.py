@@ -35,7 +35,6 @@ class DockerTcpCheck(Check):
     presumes = ("docker-daemon",)  # no daemon, no API on TCP either
 
     def run(self, host: Host) -> Result:
-        from shipyard_doctor.host import dockerlog
         from shipyard_doctor.host.daemonconf import running_setup, tcp_probe, unit_setup
         from shipyard_doctor.host.manager import managed_setup
         from shipyard_doctor.host.tcpapi import (
@@ -71,8 +70,10 @@ class DockerTcpCheck(Check):
                     evidence=found,
                 )
             case TcpState.CONFLICT if upcoming is not None:
+                from shipyard_doctor.host.dockerlog import explain
+
                 file = upcoming.daemon_json.path
-                _, hints = dockerlog.explain(
+                _, hints = explain(
                     "hosts-flag-and-file", file=file, dockerd=upcoming.argv[0]
                 )
                 return Result.failure(

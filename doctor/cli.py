@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -323,6 +322,8 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
         return exit_code(exc)
     except Exception as exc:
         if debug:
+            import traceback
+
             traceback.print_exc(file=env.stderr)
         print(
             f"shipyard-doctor: internal error: {type(exc).__name__}: {exc} "

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from shipyard_doctor.host import daemonconf, dockerlog, manager
+from shipyard_doctor.host import daemonconf, manager
 from shipyard_doctor.host.dockerapi import DockerProbe, Problem
 
 if TYPE_CHECKING:
@@ -49,12 +49,12 @@ class WhyDown:
 
     def predicted(self) -> tuple[str, tuple[str, ...]]:
         """The explanation and hints of the conflict the configuration predicts."""
+        from shipyard_doctor.host.dockerlog import explain
+
         setup = self.conflict
         if setup is None:
             return "", ()
-        return dockerlog.explain(
-            CONFLICT, file=setup.daemon_json.path, dockerd=setup.argv[0]
-        )
+        return explain(CONFLICT, file=setup.daemon_json.path, dockerd=setup.argv[0])
 
     def describe(self) -> list[str]:
         log = self.log
@@ -77,6 +77,8 @@ class WhyDown:
 
 
 def why_down(host: Host) -> WhyDown:
+    from shipyard_doctor.host import dockerlog  # only once the daemon is down
+
     log = dockerlog.daemon_log(host)
     fields = {
         "file": host.config.docker.daemon_json,

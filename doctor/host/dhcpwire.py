@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import secrets
 import select
 import socket
 import struct
@@ -240,6 +239,8 @@ def _send_discover(target: Interface) -> _Pending | str:
     except OSError as exc:
         return f"cannot open a packet socket: {exc.strerror or exc}"
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    import secrets  # hashlib and friends: only for a probe, never on a plain check
+
     xid = secrets.randbits(32)
     discover = build_discover(xid, mac)
     try:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import functools
 import os
-import platform
-import shutil
 import socket
 import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
@@ -171,13 +169,14 @@ class Host:
 
     @fact
     def summary(self) -> dict[str, Any]:
+        uname = os.uname()
         return {
             "hostname": socket.gethostname(),
             "os": os_release(Path(self.config.host.os_release)).get(
-                "PRETTY_NAME", platform.system()
+                "PRETTY_NAME", uname.sysname
             ),
-            "kernel": platform.release(),
-            "arch": platform.machine(),
+            "kernel": uname.release,
+            "arch": uname.machine,
             "user": _username(self.euid),
             "uid": self.euid,
             "docker_host": self.config.docker.host,
@@ -259,6 +258,8 @@ class Host:
         path = os.pathsep.join(
             [self.environ.get("PATH", ""), *self.config.host.bin_dirs]
         )
+        import shutil
+
         return shutil.which(name, path=path)
 
     # --- sockets and processes ---------------------------------------------------
