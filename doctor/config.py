@@ -30,6 +30,8 @@ MAX_CONFIG_BYTES = 1024 * 1024
 
 @dataclass(frozen=True)
 class DockerConfig:
+    """The ``[docker]`` table: how to reach dockerd, and where its files are."""
+
     host: str = DEFAULT_DOCKER_SOCKET
     tcp: str = "127.0.0.1:4243"  # where the Shipyard agent (<= v0.2.5) expects the API
     timeout: float = 3.0
@@ -42,12 +44,17 @@ class DockerConfig:
 
 @dataclass(frozen=True)
 class AgentConfig:
+    """The ``[agent]`` table: where the Shipyard agent and its libraries are."""
+
     binary: str = ""  # the shipyard-agent binary; "" = $PATH, then /opt/shipyard/bin
     lib_dir: str = "/opt/shipyard/lib"  # a writable place for libraries it needs
 
 
 @dataclass(frozen=True)
 class StackConfig:
+    """The ``[stack]`` table: the Shipyard stack to check and deploy, its host ports,
+    image substitutes and where its secrets are kept."""
+
     name: str = "v1"
     ports: Mapping[str, int] = field(default_factory=dict)
     # deploy: the stack's image -> the image to use instead (mirror, rebuilt image)
@@ -58,6 +65,8 @@ class StackConfig:
 
 @dataclass(frozen=True)
 class ChecksConfig:
+    """The ``[checks]`` table: the timeout per check, the checks to skip or ignore."""
+
     timeout: float = 5.0
     skip: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
@@ -65,6 +74,9 @@ class ChecksConfig:
 
 @dataclass(frozen=True)
 class HostConfig:
+    """The ``[host]`` table: where the doctor reads this host (binaries, libraries,
+    units, DHCP leases, the kernel's tables); tests point it at temp dirs."""
+
     # Where to look for binaries such as dockerd after $PATH: a normal user's PATH on
     # Debian lacks /usr/sbin, where docker.io installs dockerd; CoreOS uses /opt/bin.
     bin_dirs: tuple[str, ...] = (
@@ -126,17 +138,24 @@ class HostConfig:
 
 @dataclass(frozen=True)
 class ReportConfig:
+    """The ``[report]`` table: how long each collector of ``report`` may take and how
+    much of each log it keeps."""
+
     timeout: float = 5.0  # seconds per collector of `report`
     log_lines: int = 50  # last lines of each container's and dockerd's log
 
 
 @dataclass(frozen=True)
 class FixConfig:
+    """The ``[fix]`` table: where fixes keep the backups and records ``undo`` uses."""
+
     journal_dir: str = "/var/lib/shipyard-doctor/journal"  # backups for `undo`
 
 
 @dataclass(frozen=True)
 class Config:
+    """The whole configuration: one field per table of the file, and the file itself."""
+
     docker: DockerConfig = field(default_factory=DockerConfig)
     stack: StackConfig = field(default_factory=StackConfig)
     checks: ChecksConfig = field(default_factory=ChecksConfig)

@@ -15,6 +15,8 @@ from typing import TextIO
 
 @dataclass
 class Environment:
+    """The streams, terminal facts and environment variables the CLI runs with."""
+
     stdout: TextIO = field(default_factory=lambda: sys.stdout)
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))

@@ -42,6 +42,8 @@ class FixingOptions:
 
 @dataclass(frozen=True)
 class CheckOptions:
+    """``check``'s options: which checks run, how results are shown, whether to fix."""
+
     config: ConfigOptions
     only: tuple[str, ...] = ()  # as given: comma-separated ids, repeatable
     skip: tuple[str, ...] = ()
@@ -59,6 +61,8 @@ class CheckOptions:
 
 @dataclass(frozen=True)
 class FixCommandOptions:
+    """``fix ID``'s options: the fix to apply, and how."""
+
     config: ConfigOptions
     fix_id: str
     json: bool = False
@@ -67,6 +71,8 @@ class FixCommandOptions:
 
 @dataclass(frozen=True)
 class UndoOptions:
+    """``undo``'s options: the fix run to undo, or ``--list`` of the recorded runs."""
+
     config: ConfigOptions
     run: str | None = None  # None: the newest run not yet undone
     list_runs: bool = False  # --list
@@ -75,35 +81,47 @@ class UndoOptions:
 
 @dataclass(frozen=True)
 class ListOptions:
+    """``list``'s options: the installed checks and fixes as a table or as JSON."""
+
     config: ConfigOptions
     json: bool = False
 
 
 @dataclass(frozen=True)
 class CompletionOptions:
+    """``completion``'s options: the shell to print a completion script for."""
+
     shell: str  # bash, zsh or fish
 
 
 @dataclass(frozen=True)
 class DeployCommandOptions:
+    """``deploy``'s options: configuration overrides and the deploy's own flags."""
+
     config: ConfigOptions
     deploy: DeployOptions  # doctor/deploy/options.py; its stack comes from config
 
 
 @dataclass(frozen=True)
 class StatusCommandOptions:
+    """``status``'s options: configuration overrides and the stack to inspect."""
+
     config: ConfigOptions
     status: StatusOptions
 
 
 @dataclass(frozen=True)
 class UndeployCommandOptions:
+    """``undeploy``'s options: configuration overrides and what to remove."""
+
     config: ConfigOptions
     undeploy: UndeployOptions
 
 
 @dataclass(frozen=True)
 class ReportCommandOptions:
+    """``report``'s options: configuration overrides and the report's own flags."""
+
     config: ConfigOptions
     report: ReportOptions  # doctor/report/options.py
 

@@ -30,6 +30,8 @@ FIXES_GROUP = "shipyard_doctor.fixes"
 
 @dataclass(frozen=True)
 class CheckPlugin:
+    """A check that loaded: its metadata, its class and where it was registered."""
+
     id: str
     title: str
     category: str
@@ -41,6 +43,8 @@ class CheckPlugin:
 
 @dataclass(frozen=True)
 class FixPlugin:
+    """A fix that loaded: what it repairs, its class and where it was registered."""
+
     id: str
     title: str
     repairs: tuple[str, ...]
@@ -51,6 +55,9 @@ class FixPlugin:
 
 @dataclass(frozen=True)
 class BrokenPlugin:
+    """A plugin that failed to import or is malformed, and why; the run reports it as
+    an ``error`` for its id."""
+
     id: str
     group: str
     reason: str
@@ -60,6 +67,8 @@ class BrokenPlugin:
 
 @dataclass(frozen=True)
 class Registry:
+    """Every plugin found: the checks and fixes by id, and the broken ones."""
+
     checks: dict[str, CheckPlugin] = field(default_factory=dict)
     fixes: dict[str, FixPlugin] = field(default_factory=dict)
     broken: tuple[BrokenPlugin, ...] = ()

@@ -37,6 +37,8 @@ _PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 
 @dataclass(frozen=True)
 class PortMapping:
+    """A port a service publishes (``-p``): container port, host port and protocol."""
+
     container_port: int
     host_port: int | None  # None: Docker picks a random host port
     protocol: str = "tcp"
@@ -65,6 +67,8 @@ class Link:
 
 @dataclass(frozen=True)
 class Volume:
+    """A mount of a service: a named volume or a host path, at a target."""
+
     target: str
     source: str = ""  # a named volume (created, labelled, kept by undeploy)
     bind: str = ""  # a host path (may be ${docker_socket})
@@ -73,6 +77,8 @@ class Volume:
 
 @dataclass(frozen=True)
 class Service:
+    """One service of a stack: its container and what ``docker run`` said for it."""
+
     name: str
     container: str
     image: str
@@ -132,6 +138,9 @@ class HostPort:
 
 @dataclass(frozen=True)
 class Login:
+    """The stack UI's login: the admin user, its 2014 default password, and the
+    variable that sets another at first start."""
+
     user: str = "admin"
     default_password: str = ""  # the 2014 default: deploy warns when it is kept
     password_env: str = ""  # the env var that sets it at first start ("" = cannot)
@@ -139,6 +148,9 @@ class Login:
 
 @dataclass(frozen=True)
 class Stack:
+    """A Shipyard stack: its services, its UI, the Docker clients it ships and the
+    network a deploy creates."""
+
     name: str
     description: str
     services: tuple[Service, ...]

@@ -5,6 +5,7 @@ fixes or the fix engine, and a check stays the verdict and its words."""
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib
 import pkgutil
 from pathlib import Path
@@ -135,6 +136,54 @@ def test_every_module_of_the_package_imports():
             walked.add(info.name)
     # The installed package and the source folders are the same modules.
     assert walked == set(modules)
+
+
+def _package_classes() -> list[type]:
+    """Every class defined in the package's modules, nested classes included."""
+    found: list[type] = []
+
+    def collect(namespace: dict[str, object], module: str) -> None:
+        for value in namespace.values():
+            is_own = isinstance(value, type) and value.__module__ == module
+            if is_own and value not in found:
+                found.append(value)
+                collect(dict(vars(value)), module)
+
+    for name in TREES.values():
+        package = importlib.import_module(name)
+        for info in pkgutil.walk_packages(package.__path__, f"{name}."):
+            collect(vars(importlib.import_module(info.name)), info.name)
+    return found
+
+
+def _undocumented(cls: type) -> bool:
+    """Whether *cls* is a dataclass whose docstring is the one dataclasses made."""
+    return dataclasses.is_dataclass(cls) and (cls.__doc__ or "").startswith(
+        f"{cls.__name__}("
+    )
+
+
+def test_every_dataclass_has_a_docstring():
+    # A dataclass without a docstring of its own gets one made at import time from
+    # inspect.signature(cls) ("Name(a: int, ...)"): about 65 us per class, paid on
+    # every start of the CLI (issue 12). A docstring saying what the record is costs
+    # nothing and documents it.
+    offenders = sorted(
+        f"{cls.__module__}.{cls.__qualname__}"
+        for cls in _package_classes()
+        if _undocumented(cls)
+    )
+    assert not offenders, "dataclasses without a docstring: " + ", ".join(offenders)
+
+
+def test_an_undocumented_dataclass_is_found():
+    # The predicate itself: a test that cannot fail proves nothing.
+    bare = dataclasses.make_dataclass("Bare", [("size", int)])
+    documented = dataclasses.make_dataclass(
+        "Documented", [("size", int)], namespace={"__doc__": "A size."}
+    )
+    assert _undocumented(bare)
+    assert not _undocumented(documented)
 
 
 def test_no_import_cycles():

@@ -29,6 +29,8 @@ from shipyard_doctor.errors import sigterm_interrupts
 
 @dataclass(frozen=True)
 class Failure:
+    """What stopped a deploy: one line, and the failing container with its last logs."""
+
     what: str  # one line: what failed, naming the image, container or port
     container: str = ""
     logs: tuple[str, ...] = ()  # the failing container's last log lines
@@ -36,6 +38,9 @@ class Failure:
 
 @dataclass(frozen=True)
 class Outcome:
+    """How applying a deploy plan ended: the containers created, or the failure and
+    what the rollback removed."""
+
     ok: bool
     interrupted: bool = False
     failure: Failure | None = None

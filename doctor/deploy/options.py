@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class DeployOptions:
+    """``deploy``'s flags: the stack, image mapping, admin password and how to ask."""
+
     stack: str
     dry_run: bool = False
     yes: bool = False
@@ -21,12 +23,16 @@ class DeployOptions:
 
 @dataclass(frozen=True)
 class StatusOptions:
+    """``status``'s flags: the stack to inspect, and whether to print JSON."""
+
     stack: str
     json: bool = False
 
 
 @dataclass(frozen=True)
 class UndeployOptions:
+    """``undeploy``'s flags: the stack, whether its volumes go too, how to confirm."""
+
     stack: str
     volumes: bool = False
     yes: bool = False

@@ -33,6 +33,8 @@ class Action(StrEnum):
 
 @dataclass(frozen=True)
 class ContainerSpec:
+    """A container a deploy creates: a stack service, ready for the Docker API."""
+
     service: str
     name: str
     image: str  # what runs: after --image-map / [stack.images]
@@ -56,6 +58,9 @@ class ContainerSpec:
 
 @dataclass(frozen=True)
 class DeployPlan:
+    """What a deploy will do: the containers to create, keep and replace, the network,
+    volumes and pulls, decided before anything is touched."""
+
     stack: Stack
     deploy_id: str
     action: Action

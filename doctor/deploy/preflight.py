@@ -20,6 +20,8 @@ CHECKS = ("docker-daemon", "docker-state", "ports", "nat-docker", "docker-compat
 
 @dataclass(frozen=True)
 class Blocker:
+    """A check's problem that stops a deploy (unless ``--force``), with its fixes."""
+
     check: str
     summary: str
     fixes: tuple[str, ...]
@@ -28,6 +30,8 @@ class Blocker:
 
 @dataclass(frozen=True)
 class Preflight:
+    """The checks run before a deploy, and the problems among them that block it."""
+
     runs: tuple[CheckRun, ...]
     blockers: tuple[Blocker, ...]
     forced: bool  # --force: the blockers were overridden

@@ -18,6 +18,8 @@ from shipyard_doctor.deploy.errors import DeployError
 
 @dataclass(frozen=True)
 class StackSecrets:
+    """A stack's database and admin passwords, and the 0600 file that keeps them."""
+
     db_password: str = field(repr=False)
     admin_password: str = field(repr=False)
     admin_is_default: bool  # the stack's 2014 default: deploy warns

@@ -18,6 +18,9 @@ from shipyard_doctor.stacks import Stack
 
 @dataclass(frozen=True)
 class ServiceStatus:
+    """One service of a stack on this daemon: its container, if any, and whether it
+    answers its readiness probe."""
+
     service: str
     container: str
     optional: bool
@@ -48,6 +51,8 @@ class ServiceStatus:
 
 @dataclass(frozen=True)
 class StackStatus:
+    """How a stack stands on this daemon: each service, its network and volumes."""
+
     stack: str
     services: tuple[ServiceStatus, ...]
     network: str | None
@@ -98,6 +103,9 @@ def stack_status(daemon: Daemon, stack: Stack, probe: bool = True) -> StackStatu
 
 @dataclass(frozen=True)
 class UndeployPlan:
+    """What ``undeploy`` removes: the stack's containers and networks, and its volumes
+    with ``--volumes``."""
+
     stack: str
     containers: tuple[Found, ...]
     networks: tuple[tuple[str, str], ...]  # id, name

@@ -83,6 +83,9 @@ Recheck = Callable[[str], CheckRun]
 
 @dataclass
 class FixSession:
+    """One run of fixes: each planned, offered, applied and verified, all in one
+    journal run."""
+
     registry: Registry
     journal: Journal
     options: FixOptions

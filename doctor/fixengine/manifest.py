@@ -110,6 +110,8 @@ class CommandEntry:
 
 @dataclass(frozen=True)
 class IrreversibleEntry:
+    """A journalled change made in-process, with no inverse: undo leaves it as it is."""
+
     what: str
 
     def to_dict(self) -> dict[str, Any]:

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Missing:
+    """A library the agent needs that the loader would not find, and the files on this
+    host that might stand in for it."""
+
     soname: str
     candidates: tuple[Candidate, ...]  # closest first
 
@@ -42,6 +45,9 @@ class Missing:
 
 @dataclass(frozen=True)
 class AgentLibsEvidence:
+    """The agent-libs evidence: the agent binary's libraries as its loader would
+    resolve them, and the ones it would not find."""
+
     binary: str
     elf: ElfFile
     view: LoaderView

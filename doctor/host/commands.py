@@ -22,6 +22,9 @@ SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 @dataclass(frozen=True)
 class CommandResult:
+    """How an external command ended: its exit code and output, or why it did not run
+    to completion."""
+
     argv: tuple[str, ...]
     returncode: int | None  # None: not found or timed out
     stdout: str = ""

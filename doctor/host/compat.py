@@ -134,6 +134,8 @@ def local_images(host: Host) -> frozenset[str] | Unavailable:
 
 @dataclass(frozen=True)
 class ClientAnswer:
+    """The daemon's answer to a Docker client of the stack, asked at its API version."""
+
     client: Client
     answer: ApiAnswer
 

@@ -114,6 +114,8 @@ def read_json_object(path: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class DaemonJson:
+    """dockerd's daemon.json as read: its ``"hosts"`` and TLS settings, or the error."""
+
     path: str
     exists: bool
     error: str = ""  # unreadable or not a JSON object

@@ -42,6 +42,9 @@ def describe_probe(
 
 @dataclass(frozen=True)
 class WhyDown:
+    """Why no daemon runs: the known causes in its log, else the conflict its
+    configuration predicts, else the log's last error lines."""
+
     log: DaemonLog
     matches: tuple[CauseMatch, ...]  # known causes in the last start attempt
     conflict: DaemonSetup | None  # a configuration dockerd refuses (no match)
@@ -105,6 +108,8 @@ def _looks_like_error(line: str) -> bool:
 
 @dataclass(frozen=True)
 class DaemonEvidence:
+    """The docker-daemon evidence: the endpoint's probe and, if no daemon runs, why."""
+
     probe: DockerProbe
     down: WhyDown | None = None  # looked into when the daemon is not running
 

@@ -211,6 +211,8 @@ class Lease:
 
 @dataclass(frozen=True)
 class LeaseScan:
+    """The DHCP leases read from the lease directories, and the unreadable files."""
+
     leases: tuple[Lease, ...]
     unreadable: tuple[str, ...] = ()  # "path: reason"
     searched: tuple[str, ...] = ()  # dirs and files looked at

@@ -64,6 +64,9 @@ def lease_for(iface: Interface, leases: Sequence[Lease]) -> Lease | None:
 
 @dataclass(frozen=True)
 class InterfaceFinding:
+    """One interface as the dhcp check judges it: its state, the clients that serve
+    it, its newest lease and the probe's answer."""
+
     iface: Interface
     state: IfaceState
     clients: tuple[DhcpClient, ...]  # the clients that serve it
@@ -111,6 +114,9 @@ class LeaseRequest:
 
 @dataclass(frozen=True)
 class DhcpEvidence:
+    """The dhcp evidence: every interface judged, the DHCP clients running, the lease
+    files read and the probes' answers."""
+
     interfaces: tuple[InterfaceFinding, ...]
     clients: tuple[DhcpClient, ...]
     scan: LeaseScan

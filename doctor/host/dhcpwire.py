@@ -35,6 +35,9 @@ _PACKET_OUTGOING = 4  # linux/if_packet.h
 
 @dataclass(frozen=True)
 class DhcpMessage:
+    """A BOOTP/DHCP message (RFC 2131): the fixed fields the probe uses, and its
+    options by code."""
+
     op: int
     xid: int
     yiaddr: IPv4
@@ -125,6 +128,8 @@ def build_discover(xid: int, mac: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class Offer:
+    """A DHCPOFFER: the server that sent it, the address offered and for how long."""
+
     server: IPv4 | None
     address: IPv4
     lease_seconds: int | None
@@ -132,6 +137,8 @@ class Offer:
 
 @dataclass(frozen=True)
 class ProbeResult:
+    """What the DISCOVER probe got on one interface: offers, or why it was not sent."""
+
     interface: str
     waited: float
     offers: tuple[Offer, ...] = ()
@@ -177,6 +184,9 @@ def _probe_once(
 
 @dataclass
 class _Pending:
+    """A probe in flight on one interface: its sockets, its DISCOVER and how often it
+    was sent, and the offers received so far."""
+
     interface: str
     xid: int
     discover: bytes

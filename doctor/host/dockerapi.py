@@ -36,6 +36,8 @@ class Problem(StrEnum):
 
 @dataclass(frozen=True)
 class Endpoint:
+    """A Docker API address, parsed: a unix socket's path or a TCP host and port."""
+
     url: str
     scheme: str  # unix | tcp | https
     path: str = ""  # unix sockets

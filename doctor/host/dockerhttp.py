@@ -48,6 +48,8 @@ class ApiError(Exception):
 
 @dataclass(frozen=True)
 class Answer:
+    """A Docker API response: its HTTP status and body."""
+
     status: int
     body: bytes
 

@@ -31,6 +31,8 @@ START_MARKER = "Starting up"  # dockerd's first line since 17.x (cmd/dockerd)
 
 @dataclass(frozen=True)
 class DaemonLog:
+    """dockerd's last log lines, where they were read from, or why there are none."""
+
     source: str  # "journalctl -u docker.service" or a file path
     lines: tuple[str, ...] = ()
     problem: str = ""  # why there are no lines
@@ -137,6 +139,9 @@ def _file_log(path: str) -> DaemonLog:
 
 @dataclass(frozen=True)
 class KnownCause:
+    """A known reason dockerd fails to start: the log line that names it, and its
+    explanation and hints."""
+
     id: str
     title: str  # a few words for a summary line
     pattern: re.Pattern[str]
@@ -154,6 +159,9 @@ class KnownCause:
 
 @dataclass(frozen=True)
 class CauseMatch:
+    """A known cause found in dockerd's log: the line, with its explanation and hints
+    filled in from it."""
+
     cause: KnownCause
     line: str
     explanation: str

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Daemon:
+    """A running dockerd: where it listens, its data-root and daemon.json, and whether
+    it shares the doctor's network namespace."""
+
     pid: int
     hosts: tuple[str, ...]
     data_root: str
@@ -98,6 +101,9 @@ def count_containers(data_root: str) -> int | None:
 
 @dataclass(frozen=True)
 class ClientEndpoint:
+    """A Docker endpoint the docker CLI is set to use: ``DOCKER_HOST`` or a docker
+    context, and its URL."""
+
     source: str  # "DOCKER_HOST" or "docker context NAME (PATH)"
     url: str
 
@@ -167,6 +173,8 @@ def daemon_info(host: Host, url: str | None = None) -> dict[str, Any] | Unavaila
 
 @dataclass(frozen=True)
 class ServiceState:
+    """A container of the stack and its state (``missing`` when it does not exist)."""
+
     container: str
     state: str  # running, exited, created, ... or "missing"
     optional: bool
@@ -215,6 +223,8 @@ def stack_standing(stack: Stack, containers: Sequence[Container]) -> StackStandi
 
 @dataclass(frozen=True)
 class UiPorts:
+    """The UI container's host ports: the stack's fixed one and those it really has."""
+
     container: str
     fixed: int  # the host port the stack publishes the UI on (after [stack.ports])
     published: frozenset[tuple[str, int]]  # (host ip, host port) it really has

@@ -108,6 +108,8 @@ def client_views(host: Host, url: str) -> tuple[ClientView, ...]:
 
 @dataclass(frozen=True)
 class DataRoot:
+    """A data-root besides the checked daemon's, and how many containers it holds."""
+
     path: str
     owner: str  # "dockerd pid N" or "the system default"
     containers: int | None  # None: may not be read
@@ -115,6 +117,9 @@ class DataRoot:
 
 @dataclass(frozen=True)
 class DataRoots:
+    """The checked daemon's data-root and its container count, beside the other
+    data-roots on this host."""
+
     root: str  # the checked daemon's
     containers: object  # its /info "Containers" ("?" when not said)
     others: tuple[DataRoot, ...]
@@ -192,6 +197,9 @@ def sight(host: Host, url: str) -> DockerSight:
 
 @dataclass(frozen=True)
 class DockerStateEvidence:
+    """The docker-state evidence: the daemons running, where each client points, the
+    stack's containers and the problems found."""
+
     endpoint: str
     daemons: tuple[Daemon, ...]
     clients: tuple[ClientView, ...]

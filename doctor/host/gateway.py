@@ -53,6 +53,8 @@ def fact(method: Callable[[Host], T]) -> Callable[[Host], T]:
 
 @dataclass(frozen=True)
 class ProcessInfo:
+    """A process on this host: its pid, name, command line and user."""
+
     pid: int
     name: str
     cmdline: tuple[str, ...]
@@ -70,6 +72,8 @@ class ProcessInfo:
 
 @dataclass(frozen=True)
 class PublishedPort:
+    """A published container port: host address and port, container port, protocol."""
+
     host_ip: str
     host_port: int
     container_port: int
@@ -78,6 +82,8 @@ class PublishedPort:
 
 @dataclass(frozen=True)
 class Container:
+    """A container as the daemon lists it: id, name, image, state, ports and labels."""
+
     id: str
     name: str
     image: str

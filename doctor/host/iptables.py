@@ -68,6 +68,8 @@ class Rule:
 
 @dataclass(frozen=True)
 class Table:
+    """One iptables table as saved: its chains with their policies, and its rules."""
+
     name: str
     policies: Mapping[str, str | None] = field(default_factory=dict)  # None: user
     rules: tuple[Rule, ...] = ()
@@ -84,6 +86,9 @@ class Table:
 
 @dataclass(frozen=True)
 class Ruleset:
+    """Everything ``iptables-save`` printed: the tables, and the backend and version
+    that printed them."""
+
     tables: Mapping[str, Table]
     backend: str  # "nf_tables", "legacy", or "" when iptables-save did not say
     version: str
@@ -195,6 +200,8 @@ def forward_blocker(filter_table: Table) -> str | None:
 
 @dataclass(frozen=True)
 class SavedRules:
+    """A run of ``iptables-save``: how the command ended, and the rules it printed."""
+
     command: CommandResult
     ruleset: Ruleset | None  # None when iptables-save did not run
 
@@ -281,6 +288,9 @@ def local_daemon(host: Host) -> DaemonFirewall | None:
 
 @dataclass(frozen=True)
 class Bridge:
+    """A Docker bridge network: its interface and subnets, and whether it is
+    masqueraded or internal (no way out)."""
+
     network: str  # Docker's network name ("bridge" for docker0)
     interface: str
     subnets: tuple[ipaddress.IPv4Network, ...]

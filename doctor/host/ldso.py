@@ -56,6 +56,8 @@ class LdCacheError(Exception):
 
 @dataclass(frozen=True)
 class CacheEntry:
+    """One library in the ld.so.cache: its soname, path, flags and hardware caps."""
+
     soname: str
     path: str
     flags: int  # FLAG_ELF_LIBC6 | FLAG_X8664_LIB64 = 0x0303, ...
@@ -64,6 +66,8 @@ class CacheEntry:
 
 @dataclass(frozen=True)
 class LdCache:
+    """The ld.so.cache as parsed: its file, its format and its entries."""
+
     path: str
     format: str  # "new", "old" or "compat" (both, old first)
     entries: tuple[CacheEntry, ...]
@@ -177,6 +181,9 @@ class Candidate:
 
 @dataclass
 class _Search:
+    """One library's search: the loader's view, the binary it must match, and the files
+    rejected on the way."""
+
     view: LoaderView
     binary: ElfFile
     rejected: list[str] = field(default_factory=list)

@@ -42,12 +42,16 @@ class NatProblem(StrEnum):
 
 @dataclass(frozen=True)
 class Published:
+    """A port a container publishes, and the DNAT rule for it in nat DOCKER, if any."""
+
     mapping: iptables.ContainerMapping
     dnat: iptables.Rule | None
 
 
 @dataclass(frozen=True)
 class Masquerade:
+    """A Docker bridge subnet and its MASQUERADE rule in nat POSTROUTING, if any."""
+
     bridge: iptables.Bridge
     subnet: ipaddress.IPv4Network
     rule: iptables.Rule | None
@@ -55,6 +59,9 @@ class Masquerade:
 
 @dataclass(frozen=True)
 class Overlap:
+    """A Docker bridge subnet that clashes with another network of this host, and a
+    free subnet to move the bridge to."""
+
     bridge: iptables.Bridge
     subnet: ipaddress.IPv4Network
     clashes: tuple[str, ...]  # "172.17.8.0/24 on eth1", first the worst
@@ -83,6 +90,9 @@ def _backend(rules: iptables.Ruleset) -> str:
 
 @dataclass(frozen=True)
 class NatState:
+    """Docker's NAT as the kernel has it: the rules present and missing, IPv4
+    forwarding, and the bridge subnets that clash."""
+
     rules: iptables.Ruleset
     published: tuple[Published, ...]
     docker_chain: bool

@@ -26,6 +26,8 @@ LINK_LOCAL = ipaddress.IPv4Network("169.254.0.0/16")
 
 @dataclass(frozen=True)
 class Interface:
+    """A network interface of this host: its kind, link state, bridge and addresses."""
+
     name: str
     index: int
     kind: str  # loopback, ether, bridge, veth, vlan, ... (the kernel's link kind)
@@ -50,6 +52,8 @@ class Interface:
 
 @dataclass(frozen=True)
 class Route:
+    """One IPv4 route: destination, gateway, interface and metric."""
+
     interface: str
     destination: ipaddress.IPv4Network
     gateway: ipaddress.IPv4Address | None

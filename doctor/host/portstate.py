@@ -31,6 +31,9 @@ class HolderKind(StrEnum):
 
 @dataclass(frozen=True)
 class Holder:
+    """What holds a host port: a container that publishes it, a process that listens
+    on it, or a socket whose owner is not visible."""
+
     kind: HolderKind
     shipyard: bool = False  # a container of the selected Shipyard stack
     container: Container | None = None
@@ -90,6 +93,9 @@ class Holder:
 
 @dataclass(frozen=True)
 class PortState:
+    """One fixed host port of the stack: who holds it, whether it can be bound, and the
+    next free port to move to."""
+
     want: HostPort
     key: str  # its [stack.ports] key
     holders: tuple[Holder, ...]
@@ -124,6 +130,8 @@ class PortState:
 
 @dataclass(frozen=True)
 class PortsEvidence:
+    """The ports evidence: each fixed host port of the stack, and who holds it."""
+
     stack: Stack
     ports: tuple[PortState, ...]
     containers: tuple[Container, ...] | Unavailable

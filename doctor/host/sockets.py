@@ -23,6 +23,8 @@ TCP_LISTEN = "0A"  # include/net/tcp_states.h: TCP_LISTEN = 10
 
 @dataclass(frozen=True)
 class Listener:
+    """A listening TCP socket from the kernel's table: address, port, uid and inode."""
+
     family: int  # socket.AF_INET or socket.AF_INET6
     address: str
     port: int

@@ -31,6 +31,8 @@ VBOX_VENDOR = "innotek GmbH"
 
 @dataclass(frozen=True)
 class Dmi:
+    """This machine's DMI product and vendor, by which a VirtualBox guest is known."""
+
     directory: str
     product_name: str
     sys_vendor: str
@@ -64,6 +66,8 @@ def read_dmi(directory: str) -> Dmi | None:
 
 @dataclass(frozen=True)
 class NatAddress:
+    """An interface addressed as VirtualBox's NAT engine does it, and its gateway."""
+
     interface: str
     address: ipaddress.IPv4Interface
     gateway: ipaddress.IPv4Address
@@ -123,6 +127,8 @@ class Forward:
 
 @dataclass(frozen=True)
 class Nic:
+    """A network adapter of a VM: its attachment, cable state and NAT port forwards."""
+
     slot: int
     attachment: str  # nat, bridged, hostonly, intnet, natnetwork, none, ...
     cable_connected: bool | None
@@ -131,6 +137,8 @@ class Nic:
 
 @dataclass(frozen=True)
 class VmInfo:
+    """A running VirtualBox VM: its name, state and network adapters."""
+
     name: str
     state: str
     nics: tuple[Nic, ...]
@@ -202,6 +210,8 @@ def parse_vm_list(text: str) -> tuple[tuple[str, str], ...]:
 
 @dataclass(frozen=True)
 class HostVms:
+    """The running VMs VBoxManage lists for this user, and the calls that failed."""
+
     binary: str
     vms: tuple[VmInfo, ...]
     errors: tuple[str, ...]  # VBoxManage calls that failed, described
@@ -288,6 +298,9 @@ class GuestEvidence:
 
 @dataclass(frozen=True)
 class VmFinding:
+    """A running VM's NAT problems: adapters with the cable out, and Shipyard ports
+    not forwarded."""
+
     vm: VmInfo
     unplugged: tuple[Nic, ...]  # NAT adapters with the cable disconnected
     missing: tuple[HostPort, ...]  # Shipyard ports not forwarded

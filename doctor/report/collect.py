@@ -45,6 +45,8 @@ class Found:
 
 @dataclass(frozen=True)
 class CollectContext:
+    """What every collector gets: the log limits, and each container's stack."""
+
     log_lines: int
     log_bytes: int  # per log, after the line cap
     stack_containers: Mapping[str, str]  # container name -> stack name, all stacks
@@ -55,6 +57,8 @@ Collect = Callable[["Host", CollectContext], Found]
 
 @dataclass(frozen=True)
 class Collector:
+    """A collector of ``report``: its section's id and title, and its function."""
+
     id: str
     title: str
     collect: Collect
@@ -62,6 +66,9 @@ class Collector:
 
 @dataclass(frozen=True)
 class Section:
+    """One collector's part of the report: how it went, a summary, text for people,
+    data for machines and raw files."""
+
     id: str
     title: str
     status: SectionStatus

@@ -18,6 +18,9 @@ REPORT_SCHEMA = 1  # of report.json; see report.schema.json
 
 @dataclass(frozen=True)
 class ReportDocument:
+    """The whole report, which every format is rendered from: its metadata, the host,
+    the checks, the sections and the raw files."""
+
     meta: Mapping[str, Any]
     host: Mapping[str, Any]
     checks: Sequence[Mapping[str, Any]]
@@ -47,6 +50,9 @@ class ReportDocument:
 
 @dataclass(frozen=True)
 class Privacy:
+    """What the report hides: secrets when redacting, host and user names when
+    pseudonymizing, and the words that are no secret."""
+
     redact: bool
     pseudonymize: bool
     vocabulary: tuple[str, ...] = ()  # words a secret may equal without being replaced

@@ -22,6 +22,8 @@ class Format(StrEnum):
 
 @dataclass(frozen=True)
 class ReportOptions:
+    """``report``'s flags: output and format, what to hide, and what to collect."""
+
     output: str | None = None  # None: a timestamped file in the current directory
     format: Format = Format.MARKDOWN
     redact: bool = True
