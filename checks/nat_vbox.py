@@ -91,9 +91,9 @@ def _forward_hints(vm: str, slot: int, ports: tuple[HostPort, ...]) -> list[str]
 
 
 def _host_side(host: Host, binary: str, wanted: tuple[HostPort, ...]) -> Result:
-    from shipyard_doctor.host import vbox
+    from shipyard_doctor.host import vboxmanage
 
-    found = vbox.running_vms(host, binary)
+    found = vboxmanage.running_vms(host, binary)
     details = [f"{binary} list runningvms: {len(found.vms)} running"]
     details += [f"failed: {e}" for e in found.errors]
     if not found.vms:
@@ -103,7 +103,7 @@ def _host_side(host: Host, binary: str, wanted: tuple[HostPort, ...]) -> Result:
             "no VirtualBox VM is running (for this user): nothing to check",
             details=details,
         )
-    evidence = vbox.host_evidence(found, wanted)
+    evidence = vboxmanage.host_evidence(found, wanted)
     cut: list[str] = []
     unforwarded: list[str] = []
     hints: list[str] = []

@@ -16,7 +16,7 @@ from shipyard_doctor.fixing import Fix, FixOptions, Plan, RunCommand
 from shipyard_doctor.model import Result
 
 if TYPE_CHECKING:
-    from shipyard_doctor.host import vbox
+    from shipyard_doctor.host import vbox, vboxmanage
     from shipyard_doctor.host.gateway import Host
 
 CHECK = "nat-vbox"
@@ -28,12 +28,12 @@ class NatVboxFix(Fix):
     repairs = (CHECK,)
 
     def plan(self, result: Result, host: Host, options: FixOptions) -> Plan:
-        from shipyard_doctor.host import vbox
+        from shipyard_doctor.host import vbox, vboxmanage
 
         found = result.evidence
         if isinstance(found, vbox.GuestEvidence):
             return _guest(self.id, found)
-        if isinstance(found, vbox.HostEvidence):
+        if isinstance(found, vboxmanage.HostEvidence):
             return _host(self.id, found, host)
         return Plan(self.id, CHECK, "no VirtualBox NAT forwarding to set up here")
 
@@ -59,7 +59,7 @@ def _guest(fix_id: str, found: vbox.GuestEvidence) -> Plan:
     )
 
 
-def _host(fix_id: str, found: vbox.HostEvidence, host: Host) -> Plan:
+def _host(fix_id: str, found: vboxmanage.HostEvidence, host: Host) -> Plan:
     binary = found.binary
     steps: list[RunCommand] = []
     for vm in found.vms:
@@ -111,21 +111,21 @@ def _ports(rule: str) -> tuple[str, int, int]:
 
 
 def _shown(
-    host: Host, binary: str, vm: str, test: Callable[[vbox.VmInfo], bool]
+    host: Host, binary: str, vm: str, test: Callable[[vboxmanage.VmInfo], bool]
 ) -> Callable[[], bool]:
     """A ``done_when`` that asks VBoxManage now (not the check's cached answer)."""
-    from shipyard_doctor.host import vbox
+    from shipyard_doctor.host import vboxmanage
 
     def done() -> bool:
         shown = host.run_command([binary, "showvminfo", vm, "--machinereadable"])
-        return shown.ok and test(vbox.parse_showvminfo(shown.stdout))
+        return shown.ok and test(vboxmanage.parse_showvminfo(shown.stdout))
 
     return done
 
 
-def _has_rule(name: str) -> Callable[[vbox.VmInfo], bool]:
+def _has_rule(name: str) -> Callable[[vboxmanage.VmInfo], bool]:
     return lambda vm: any(f.name == name for n in vm.nat_nics for f in n.forwards)
 
 
-def _cable_on(slot: int) -> Callable[[vbox.VmInfo], bool]:
+def _cable_on(slot: int) -> Callable[[vboxmanage.VmInfo], bool]:
     return lambda vm: any(n.slot == slot and n.cable_connected for n in vm.nics)

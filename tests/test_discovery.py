@@ -78,9 +78,9 @@ def test_a_distribution_shadowed_later_on_sys_path_is_not_seen_twice(
 
 
 def test_hand_written_dist_info_and_egg_info(tmp_path):
-    # Comments, blank lines, spaces around '=', extras, a section name with spaces, an egg-info whose name only
-    # PKG-INFO gives, a METADATA whose description mentions "Name:", a distribution
-    # with other groups only.
+    # Comments, blank lines, spaces around '=', extras, a section name with spaces,
+    # an egg-info whose name only PKG-INFO gives, a METADATA whose description
+    # mentions "Name:", a distribution with other groups only.
     info = tmp_path / "Odd_Name-2.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(

@@ -18,12 +18,8 @@ from shipyard_doctor.fixes.nat_vbox import NatVboxFix
 from shipyard_doctor.fixing import FixOptions
 from shipyard_doctor.host.facts import fact_key
 from shipyard_doctor.host.gateway import Host
-from shipyard_doctor.host.vbox import (
-    HostVms,
-    browser_ports,
-    parse_showvminfo,
-    running_vms,
-)
+from shipyard_doctor.host.vbox import browser_ports
+from shipyard_doctor.host.vboxmanage import HostVms, parse_showvminfo, running_vms
 from shipyard_doctor.model import Result
 
 nat_guest = test_nat_vbox.nat_guest  # the fixture, shared

@@ -12,13 +12,12 @@ from pathlib import Path
 import pytest
 from doctor_cli import run_doctor
 from infra import Netns
-from shipyard_doctor.host.vbox import (
+from shipyard_doctor.host.vbox import browser_ports, read_dmi
+from shipyard_doctor.host.vboxmanage import (
     Forward,
-    browser_ports,
     missing_forwards,
     parse_showvminfo,
     parse_vm_list,
-    read_dmi,
     unplugged,
 )
 from shipyard_doctor.stacks import load_stack

@@ -9,7 +9,6 @@ empty data-root while another one holds the containers, or a half-deployed stack
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -127,6 +126,8 @@ def client_endpoints(environ: dict[str, str]) -> list[ClientEndpoint]:
     )
     if not name or name == "default":
         return found
+    import hashlib  # OpenSSL's start-up: only when a docker context is in use
+
     digest = hashlib.sha256(name.encode()).hexdigest()
     meta_path = os.path.join(config_dir, "contexts", "meta", digest, "meta.json")
     meta = read_json_object(meta_path)
