@@ -206,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_completion_command(commands)
 
     # report: its flags live in doctor/report/ (add_parser); `run` below.
-    from shipyard_doctor.report.command import add_parser as add_report_parser
+    from shipyard_doctor.report.flags import add_parser as add_report_parser
 
     add_report_parser(commands, [common])
     add_deploy_parsers(commands, common)  # deploy, status, undeploy (cli_deploy.py)
@@ -243,7 +243,7 @@ def to_options(
     if args.command in ("deploy", "status", "undeploy"):
         return _deploy_options(args, env)
     if args.command == "report":
-        from shipyard_doctor.report.command import options_from_args
+        from shipyard_doctor.report.flags import options_from_args
 
         return ReportCommandOptions(_config_options(args), options_from_args(args))
     config = _config_options(args)

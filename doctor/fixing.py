@@ -11,7 +11,6 @@ around it.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -78,6 +77,8 @@ class WriteFile(Step):
             return None
 
     def preview(self) -> str:
+        import difflib  # a plan's diff: not needed to discover or run the checks
+
         old = self._current() or ""
         diff = difflib.unified_diff(
             old.splitlines(keepends=True),

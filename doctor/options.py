@@ -12,11 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from shipyard_doctor.deploy.options import DeployOptions, StatusOptions, UndeployOptions
-from shipyard_doctor.report.options import ReportOptions
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # each command's own options load with that command only
     from shipyard_doctor.config import Config
+    from shipyard_doctor.deploy.options import (
+        DeployOptions,
+        StatusOptions,
+        UndeployOptions,
+    )
+    from shipyard_doctor.report.options import ReportOptions
 
 
 @dataclass(frozen=True)

@@ -97,17 +97,10 @@ def clients(host: Host) -> tuple[DhcpClient, ...]:
 
 
 def _clients(host: Host) -> tuple[DhcpClient, ...]:
-    import psutil
-
     known = [i.name for i in netinfo.interfaces(host)]
     found = []
-    for proc in psutil.process_iter(["name"]):
-        if proc.info["name"] not in CLIENT_NAMES:
-            continue
-        info = host.process(proc.pid)
-        if info is None:
-            continue
-        same = host.in_own_netns(proc.pid)
+    for info in host.processes_named(CLIENT_NAMES):
+        same = host.in_own_netns(info.pid)
         if same is False:
             continue  # it serves another namespace (a test host, a container)
         interfaces, lease_file = parse_client_argv(info.name, info.cmdline, known)

@@ -240,17 +240,28 @@ class Host:
         return tuple(_container(c) for c in raw)
 
     @fact
-    def dockerd_processes(self) -> tuple[ProcessInfo, ...]:
+    def process_names(self) -> tuple[tuple[int, str], ...]:
+        """(pid, name) of every process, read once per run: docker-state's daemons
+        and dhcp's clients are picked from the same scan."""
         import psutil
 
-        found = []
-        for process in psutil.process_iter(["name"]):
-            if process.info["name"] not in ("dockerd", "docker"):
-                continue
-            info = self.process(process.pid)
-            if info is not None and _is_docker_daemon(info):
-                found.append(info)
-        return tuple(found)
+        return tuple((p.pid, p.info["name"]) for p in psutil.process_iter(["name"]))
+
+    def processes_named(self, names: Iterable[str]) -> tuple[ProcessInfo, ...]:
+        """The processes running one of ``names``, with their command lines."""
+        wanted = frozenset(names)
+        found = (
+            self.process(pid) for pid, name in self.process_names() if name in wanted
+        )
+        return tuple(info for info in found if info is not None)
+
+    @fact
+    def dockerd_processes(self) -> tuple[ProcessInfo, ...]:
+        return tuple(
+            info
+            for info in self.processes_named(("dockerd", "docker"))
+            if _is_docker_daemon(info)
+        )
 
     def docker_manager(self) -> DockerManager:
         """Who manages the running dockerd (or would start one): systemd, a snap,

@@ -1,7 +1,7 @@
 """What the user asked `report` for, as one frozen record made at the CLI's edge.
 
 Nothing in doctor/report/ sees argparse: the CLI turns its flags into
-:class:`ReportOptions` (see :func:`shipyard_doctor.report.command.options_from_args`).
+:class:`ReportOptions` (see :func:`shipyard_doctor.report.flags.options_from_args`).
 """
 
 from __future__ import annotations
