@@ -205,3 +205,24 @@ def test_json_document_schema(tmp_path):
         ]
     )
     assert code == 0 and json.loads(out)["checks"][0]["ignored"] is True
+
+
+def test_the_process_ends_after_exit_handlers_with_its_output_complete():
+    # __main__ ends the process with os._exit after the command (no interpreter
+    # teardown): exit handlers must still run, and every byte written must arrive.
+    program = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('exit handler ran', file=sys.stderr))\n"
+        "sys.argv = ['shipyard-doctor', *sys.argv[1:]]\n"
+        "from shipyard_doctor.__main__ import run\n"
+        "run()\n"
+    )
+    for args, code in ((["list", "--json"], 0), (["check", "--only", "nope"], 2)):
+        done = subprocess.run(
+            [sys.executable, "-c", program, *args], capture_output=True, text=True
+        )
+        assert done.returncode == code, done.stderr
+        assert done.stderr.endswith("exit handler ran\n"), done.stderr
+        if code == 0:
+            listed = json.loads(done.stdout)  # complete, or this raises
+            assert {c["id"] for c in listed["checks"]} >= {"ports", "docker-tcp"}
