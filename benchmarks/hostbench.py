@@ -10,11 +10,13 @@ prints medians, ratios and per-check durations; it asserts nothing. Run as root:
     python3 benchmarks/hostbench.py containers     # 200 running containers
     python3 benchmarks/hostbench.py listeners      # 15,000 TCP listeners
     python3 benchmarks/hostbench.py all [--runs 7]
+    python3 benchmarks/hostbench.py healthy --dev  # this venv's editable install
 
-Every run uses this venv's `shipyard-doctor` console script (what a user runs), with
-the package's bytecode compiled first as pip does at install; `docker info` and the
-check are run alternately so a change in the machine's load hits both alike, and the
-check's CPU time (user + system) is printed beside its wall time.
+Every run uses the `shipyard-doctor` console script of a copy of this checkout that
+scripts/install puts in a temporary venv (what a user runs; with --dev, this venv's
+editable install, its bytecode compiled first as pip does at install). `docker info`
+and the check run alternately, so a change in the machine's load hits both alike,
+and the check's CPU time (user + system) is printed beside its wall time.
 
 Goals (issue 12): full check <= 6x `docker info`; `list` <= 150 ms; `--help` <= 3x
 `python -c pass`; with 200 containers full check <= 10x `docker info` and no check
@@ -24,12 +26,14 @@ over 500 ms; with 15,000 listeners no check errors or times out and ports <= 1 s
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -39,15 +43,41 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import infra  # the test bed's builders, reused as they are
 
-# What a user runs: the console script of this venv (`python -m` adds runpy).
+# What a user runs: the console script of a copy installed by scripts/install (set by
+# use_installed_copy()), or with --dev this venv's (editable: its import hook adds
+# ~14 ms to every start). PYTHON is the interpreter of the same venv.
+PYTHON = sys.executable
 _SCRIPT = Path(sys.executable).with_name("shipyard-doctor")
 DOCTOR = (
     [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "shipyard_doctor"]
 )
+ROOT = Path(__file__).resolve().parents[1]
 # An installed copy has its bytecode written by pip; an editable one gets it on first
 # import, unless PYTHONDONTWRITEBYTECODE is set (then every changed module would be
 # compiled on every run). prepare_bytecode() writes it; children get this env.
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def use_installed_copy(prefix: Path) -> None:
+    """Install this checkout with scripts/install into ``prefix`` (a venv from
+    Debian's python3, as a user gets it) and measure that copy."""
+    global PYTHON, DOCTOR
+    log = prefix.with_suffix(".log")
+    with log.open("w") as out:
+        done = subprocess.run(
+            [
+                str(ROOT / "scripts" / "install"),
+                *("--prefix", str(prefix / "venv")),
+                *("--bin-dir", str(prefix / "bin")),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    if done.returncode != 0:
+        raise SystemExit(f"scripts/install failed (see {log}); or measure with --dev")
+    PYTHON = str(prefix / "venv" / "bin" / "python")
+    DOCTOR = [str(prefix / "venv" / "bin" / "shipyard-doctor")]
 
 
 def prepare_bytecode() -> None:
@@ -160,7 +190,7 @@ def phases(runs: int) -> None:
     samples = []
     for _ in range(runs):
         done = subprocess.run(
-            [sys.executable, "-c", _PHASES],
+            [PYTHON, "-c", _PHASES],
             capture_output=True,
             text=True,
             check=True,
@@ -179,7 +209,7 @@ def phases(runs: int) -> None:
 
 
 def startup(runs: int) -> None:
-    base = median_ms([sys.executable, "-c", "pass"], runs)
+    base = median_ms([PYTHON, "-c", "pass"], runs)
     helped = median_ms([*DOCTOR, "check", "--help"], runs)
     listed = median_ms([*DOCTOR, "list"], runs)
     row("`python -c pass`", f"{base:.0f} ms")
@@ -313,8 +343,20 @@ def main() -> int:
         choices=["startup", "phases", "healthy", "containers", "listeners", "all"],
     )
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument(
+        "--dev",
+        action="store_true",
+        help="measure this venv's (editable) install instead of an installed copy",
+    )
     args = parser.parse_args()
-    prepare_bytecode()
+    if args.dev:
+        prepare_bytecode()
+        print(f"measuring the editable install of {sys.prefix}", flush=True)
+    else:
+        scratch = Path(tempfile.mkdtemp(prefix="hostbench-"))
+        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+        use_installed_copy(scratch / "install")
+        print(f"measuring a copy installed by scripts/install: {DOCTOR[0]}", flush=True)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"load average before: {load} on {os.cpu_count()} CPUs", flush=True)
     print("| what | measured (median) | goal | |\n|---|---|---|---|", flush=True)
