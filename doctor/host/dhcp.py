@@ -17,6 +17,7 @@ a working server into "no answer".
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -26,10 +27,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shipyard_doctor.host import files, netinfo
-from shipyard_doctor.host.dhcpwire import MAGIC_COOKIE, IPv4, parse_dhcp_message
 from shipyard_doctor.host.facts import host_fact
 
 if TYPE_CHECKING:
+    from shipyard_doctor.host.dhcpwire import IPv4
     from shipyard_doctor.host.gateway import Host, ProcessInfo
     from shipyard_doctor.host.netinfo import Interface
 
@@ -264,6 +265,8 @@ def parse_lease_file(
     path: str, data: bytes, mtime: datetime, known: Sequence[Interface] = ()
 ) -> list[Lease]:
     """Leases in one file, whichever client wrote it (recognised by content)."""
+    from shipyard_doctor.host.dhcpwire import MAGIC_COOKIE  # the wire format's
+
     name = os.path.basename(path)
     if len(data) >= 240 and data[236:240] == MAGIC_COOKIE:
         return [_dhcpcd_lease(path, data, mtime, _interface_from_name(name, known))]
@@ -326,7 +329,7 @@ def _ipv4(text: str | None) -> IPv4 | None:
     if not text:
         return None
     try:
-        return IPv4(text.split()[0].split(",")[0].strip())
+        return ipaddress.IPv4Address(text.split()[0].split(",")[0].strip())
     except ValueError:
         return None
 
@@ -421,6 +424,8 @@ def _dhcpcd_lease(
 ) -> Lease:
     # dhcpcd(8): the lease file is the server's DHCP message itself; "use the file's
     # mtime as when it was issued".
+    from shipyard_doctor.host.dhcpwire import parse_dhcp_message
+
     message = parse_dhcp_message(data)
     seconds = message.u32(51) if message else None
     renew = message.u32(58) if message else None

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from shipyard_doctor.host import dhcp, dhcpwire, netinfo
+from shipyard_doctor.host import dhcp, netinfo
 from shipyard_doctor.host.dhcp import DhcpClient, Lease, LeaseScan
 
 if TYPE_CHECKING:
@@ -182,6 +182,17 @@ def unknown_probes(host: Host) -> tuple[list[str], set[str]]:
     return [n for n in host.probe_dhcp if n not in names], names
 
 
+def _probe(
+    host: Host, targets: Sequence[Interface], wait: float
+) -> Sequence[ProbeResult]:
+    """--probe-dhcp's DHCPDISCOVERs; without it, the wire format is not loaded."""
+    if not targets:
+        return ()
+    from shipyard_doctor.host import dhcpwire
+
+    return dhcpwire.probe(host, targets, wait)
+
+
 def dhcp_evidence(host: Host, probe_wait: float) -> DhcpEvidence:
     """Every interface of this network namespace, judged; probed (one DHCPDISCOVER)
     only on the interfaces named with --probe-dhcp."""
@@ -190,7 +201,7 @@ def dhcp_evidence(host: Host, probe_wait: float) -> DhcpEvidence:
     clients = dhcp.clients(host)
     scan = dhcp.leases(host, interfaces)
     targets = [by_name[n] for n in dict.fromkeys(host.probe_dhcp)]
-    probes = {p.interface: p for p in dhcpwire.probe(host, targets, probe_wait)}
+    probes = {p.interface: p for p in _probe(host, targets, probe_wait)}
     now = datetime.now(UTC)
     found = []
     for i in interfaces:
