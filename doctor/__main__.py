@@ -8,8 +8,11 @@ import os
 import signal
 import sys
 import threading
-from types import FrameType
-from typing import NoReturn
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # typing itself is cheap to name; its NoReturn is not needed to run
+    from types import FrameType
+    from typing import NoReturn
 
 
 def run() -> None:

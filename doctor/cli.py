@@ -10,29 +10,28 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from shipyard_doctor import __version__
 from shipyard_doctor.cli_deploy import add_deploy_parsers
 from shipyard_doctor.completion import add_completion_command
-from shipyard_doctor.context import Environment
-from shipyard_doctor.errors import DoctorError, Interrupted, sigterm_interrupts
-from shipyard_doctor.options import (
-    CheckOptions,
-    CommandOptions,
-    CompletionOptions,
-    ConfigOptions,
-    DeployCommandOptions,
-    FixCommandOptions,
-    FixingOptions,
-    ListOptions,
-    ReportCommandOptions,
-    StatusCommandOptions,
-    UndeployCommandOptions,
-    UndoOptions,
-)
-from shipyard_doctor.outcome import CommandOutcome, exit_code
+
+# `--help`, `--version` and a usage error need only argparse and the declarations
+# above: the options, the environment and the exit-code map load once a command
+# runs (the dataclasses they are built with cost more than all of argparse).
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
+
+    from shipyard_doctor.context import Environment
+    from shipyard_doctor.options import (
+        CommandOptions,
+        ConfigOptions,
+        DeployCommandOptions,
+        StatusCommandOptions,
+        UndeployCommandOptions,
+    )
+    from shipyard_doctor.outcome import CommandOutcome
 
 EPILOG = """\
 examples:
@@ -238,6 +237,16 @@ def to_options(
     args: argparse.Namespace, argv: Sequence[str], env: Environment
 ) -> CommandOptions:
     """The parsed command line as the typed options of its command."""
+    from shipyard_doctor.options import (
+        CheckOptions,
+        CompletionOptions,
+        FixCommandOptions,
+        FixingOptions,
+        ListOptions,
+        ReportCommandOptions,
+        UndoOptions,
+    )
+
     if args.command == "completion":
         return CompletionOptions(args.shell)
     if args.command in ("deploy", "status", "undeploy"):
@@ -278,6 +287,11 @@ def _deploy_options(
     args: argparse.Namespace, env: Environment
 ) -> DeployCommandOptions | StatusCommandOptions | UndeployCommandOptions:
     from shipyard_doctor import cli_deploy
+    from shipyard_doctor.options import (
+        DeployCommandOptions,
+        StatusCommandOptions,
+        UndeployCommandOptions,
+    )
 
     config = _config_options(args)
     if args.command == "deploy":
@@ -288,6 +302,8 @@ def _deploy_options(
 
 
 def _config_options(args: argparse.Namespace) -> ConfigOptions:
+    from shipyard_doctor.options import ConfigOptions
+
     return ConfigOptions(
         path=args.config,
         docker_host=args.docker_host,
@@ -297,13 +313,19 @@ def _config_options(args: argparse.Namespace) -> ConfigOptions:
 
 
 def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:
-    env = env or Environment()
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed usage or help
-        return exit_code(exc)
+        from shipyard_doctor.errors import ExitCode
+
+        return ExitCode.for_exception(exc)
+    from shipyard_doctor.context import Environment
+    from shipyard_doctor.errors import DoctorError, Interrupted, sigterm_interrupts
+    from shipyard_doctor.outcome import CommandOutcome, exit_code
+
+    env = env or Environment()
     if args.command is None:
         parser.print_help(env.stdout)
         return exit_code(CommandOutcome(usage=True))
@@ -335,6 +357,18 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
 
 def run(options: CommandOptions, env: Environment) -> CommandOutcome:
     """Run the command ``options`` are for."""
+    from shipyard_doctor.options import (
+        CompletionOptions,
+        DeployCommandOptions,
+        FixCommandOptions,
+        ListOptions,
+        ReportCommandOptions,
+        StatusCommandOptions,
+        UndeployCommandOptions,
+        UndoOptions,
+    )
+    from shipyard_doctor.outcome import CommandOutcome
+
     command: Callable[[Any, Environment], CommandOutcome]
     if isinstance(options, CompletionOptions):
         from shipyard_doctor.completion import completion_script

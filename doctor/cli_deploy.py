@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from shipyard_doctor.context import Environment
 from shipyard_doctor.errors import UsageError
 
 if TYPE_CHECKING:
+    from shipyard_doctor.context import Environment
     from shipyard_doctor.deploy.options import (
         DeployOptions,
         StatusOptions,

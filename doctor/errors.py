@@ -23,6 +23,21 @@ class ExitCode(IntEnum):
     INTERNAL = 70  # a bug in shipyard-doctor itself (sysexits EX_SOFTWARE)
     INTERRUPTED = 130  # Ctrl-C or SIGTERM
 
+    @classmethod
+    def for_exception(cls, exc: BaseException) -> ExitCode:
+        """The code for a command ended by ``exc``; :func:`outcome.exit_code` uses
+        it, and so does the CLI for argparse's own exits (--help, a usage error)
+        before anything else is loaded."""
+        if isinstance(exc, DoctorError):
+            return exc.exit_code
+        if isinstance(exc, KeyboardInterrupt):
+            return cls.INTERRUPTED
+        if isinstance(exc, BrokenPipeError):
+            return cls.OK  # output went to a pager or head that closed early
+        if isinstance(exc, SystemExit):  # argparse: --help, --version, bad usage
+            return cls.OK if exc.code in (0, None) else cls.USAGE
+        return cls.INTERNAL
+
 
 class DoctorError(Exception):
     """An error meant for the user: one line saying what is wrong and what to do."""

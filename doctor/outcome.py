@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from shipyard_doctor.errors import DoctorError, ExitCode
+from shipyard_doctor.errors import ExitCode
 
 if TYPE_CHECKING:
     from shipyard_doctor.fixengine.fixrun import FixReport
@@ -37,15 +37,7 @@ def exit_code(outcome: CommandOutcome | BaseException) -> ExitCode:
 
     A check that a fix repaired counts with its result after the fix."""
     if isinstance(outcome, BaseException):
-        if isinstance(outcome, DoctorError):
-            return outcome.exit_code
-        if isinstance(outcome, KeyboardInterrupt):
-            return ExitCode.INTERRUPTED
-        if isinstance(outcome, BrokenPipeError):
-            return ExitCode.OK  # output went to a pager or head that closed early
-        if isinstance(outcome, SystemExit):  # argparse: --help, --version, bad usage
-            return ExitCode.OK if outcome.code in (0, None) else ExitCode.USAGE
-        return ExitCode.INTERNAL
+        return ExitCode.for_exception(outcome)
     if outcome.usage:
         return ExitCode.USAGE
     if outcome.interrupted:

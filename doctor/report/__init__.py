@@ -1,7 +1,7 @@
 """`shipyard-doctor report`: a support bundle for a ticket or a GitHub issue.
 
-Public API: :class:`~.options.ReportOptions` and :class:`~.options.Format` (what the
-user asked for), :func:`~.command.add_parser`, :func:`~.command.options_from_args` and
+Public API: :class:`~.options.ReportOptions` and :class:`~.formats.Format` (what the
+user asked for), :func:`~.flags.add_parser`, :func:`~.flags.options_from_args` and
 :func:`~.command.run_report` (the CLI's three calls), :data:`~.collectors.COLLECTORS`
 (what is collected), :class:`~.redact.Redactor` and :class:`~.pseudonyms.Pseudonymizer`
 (privacy), :func:`~.document.build` (the one document every format is rendered from),

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shipyard_doctor.errors import UsageError
-from shipyard_doctor.report.options import Format, ReportOptions
+from shipyard_doctor.report.formats import Format
+
+if TYPE_CHECKING:
+    from shipyard_doctor.report.options import ReportOptions
 
 EPILOG = """\
 examples:
@@ -108,6 +111,8 @@ def _lines(text: str) -> int:
 
 
 def options_from_args(args: argparse.Namespace) -> ReportOptions:
+    from shipyard_doctor.report.options import ReportOptions
+
     if args.collector_timeout is not None and args.collector_timeout <= 0:
         raise UsageError(
             f"--timeout must be more than 0, got {args.collector_timeout:g}"

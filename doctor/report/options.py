@@ -7,17 +7,10 @@ Nothing in doctor/report/ sees argparse: the CLI turns its flags into
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
+from shipyard_doctor.report.formats import Format
 
-class Format(StrEnum):
-    MARKDOWN = "md"
-    JSON = "json"
-    TARBALL = "tar"
-
-    @property
-    def suffix(self) -> str:
-        return {"md": ".md", "json": ".json", "tar": ".tar.gz"}[self.value]
+__all__ = ["Format", "ReportOptions"]
 
 
 @dataclass(frozen=True)
