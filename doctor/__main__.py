@@ -7,10 +7,10 @@ import contextlib
 import os
 import signal
 import sys
-import threading
-from typing import TYPE_CHECKING
+import threading  # imported up front: the SIGINT handler uses it mid-import
 
-if TYPE_CHECKING:  # typing itself is cheap to name; its NoReturn is not needed to run
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: see cli.py
+if TYPE_CHECKING:
     from types import FrameType
     from typing import NoReturn
 

@@ -7,11 +7,13 @@ this module sees argparse.
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
 
 from shipyard_doctor.errors import UsageError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: see cli.py
 if TYPE_CHECKING:
+    from typing import Any
+
     from shipyard_doctor.context import Environment
     from shipyard_doctor.deploy.options import (
         DeployOptions,

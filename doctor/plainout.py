@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import codecs
 import io
-from typing import TextIO
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: see cli.py
+if TYPE_CHECKING:
+    from typing import TextIO
 
 ERRORS = "shipyard-doctor-ascii"
 _SPELLED = {

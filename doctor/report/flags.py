@@ -5,13 +5,15 @@ command does not import the report's machinery."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 from shipyard_doctor.errors import UsageError
 from shipyard_doctor.report.formats import Format
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: see cli.py
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
     from shipyard_doctor.report.options import ReportOptions
 
 EPILOG = """\
