@@ -9,6 +9,7 @@ into the frozen option dataclasses of doctor/options.py once; the commands
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 
 from shipyard_doctor import __version__
@@ -58,6 +59,10 @@ stopped).
 configuration: --config PATH, else $SHIPYARD_DOCTOR_CONFIG, else
 /etc/shipyard-doctor/config.toml (see README.md).
 """
+# Commands that end within seconds and free little: they run without the cyclic
+# garbage collector (what few cycles they leave die with the process).
+SHORT_COMMANDS = ("check", "list", "completion")
+
 UNDO_EPILOG = """\
 examples:
   shipyard-doctor undo --list                the recorded fix runs, newest last
@@ -323,6 +328,8 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
         from shipyard_doctor.errors import ExitCode
 
         return ExitCode.for_exception(exc)
+    if args.command not in SHORT_COMMANDS:
+        gc.enable()  # __main__ starts without the cyclic collector (see there)
     from shipyard_doctor.context import Environment
     from shipyard_doctor.errors import DoctorError, Interrupted, sigterm_interrupts
     from shipyard_doctor.outcome import CommandOutcome, exit_code

@@ -227,3 +227,25 @@ def test_the_process_ends_after_exit_handlers_with_its_output_complete():
         if code == 0:
             listed = json.loads(done.stdout)  # complete, or this raises
             assert {c["id"] for c in listed["checks"]} >= {"ports", "docker-tcp"}
+
+
+def test_short_commands_run_without_the_cyclic_collector_long_ones_with_it():
+    # __main__ starts with gc disabled (start-up speed); cli.main re-enables it
+    # for every command that is not in SHORT_COMMANDS.
+    program = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print('gc', gc.isenabled(), file=sys.stderr))\n"
+        "sys.argv = ['shipyard-doctor', *sys.argv[1:]]\n"
+        "from shipyard_doctor.__main__ import run\n"
+        "run()\n"
+    )
+    missing = "unix:///nonexistent/shipyard-doctor-test.sock"
+    for args, enabled in (
+        (["list"], False),
+        (["status", "--docker-host", missing], True),
+        (["undo", "--list", "--config", "/nonexistent/config.toml"], True),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-c", program, *args], capture_output=True, text=True
+        )
+        assert done.stderr.endswith(f"gc {enabled}\n"), (args, done.stderr)
