@@ -1,7 +1,11 @@
 """Listening TCP sockets, who owns them, and whether a port can be bound.
 
-Reads the kernel's tables (/proc/net/tcp, /proc/net/tcp6) directly: they exist on every
-Linux host, need no root, and reflect the network namespace the doctor runs in. Owners
+Asks the kernel for the listening sockets over netlink (sock_diag, what ``ss -lt``
+does), else reads its tables (/proc/net/tcp, /proc/net/tcp6); both need no root and
+reflect the network namespace the doctor runs in. Netlink first, because reading
+/proc/net/tcp walks the kernel's whole connection hash table (~4 ms per file here
+even when it lists nothing; seconds at 15,000 listeners), while sock_diag with a
+LISTEN filter walks only the listening sockets. Owners
 are found by matching socket inodes in /proc/<pid>/fd; without root only the caller's
 own processes are visible, and an owner that cannot be seen is reported as unknown,
 with the socket's uid, never guessed.
@@ -69,7 +73,75 @@ def parse_proc_net_tcp(text: str, family: int) -> list[Listener]:
     return listeners
 
 
+# linux/netlink.h, linux/sock_diag.h, linux/inet_diag.h
+_NETLINK_SOCK_DIAG = 4
+_SOCK_DIAG_BY_FAMILY = 20
+_NLMSG_ERROR, _NLMSG_DONE = 2, 3
+_NLM_F_REQUEST, _NLM_F_DUMP = 0x1, 0x300
+_NLMSGHDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
+_REQUEST = struct.Struct("=BBBxI48x")  # inet_diag_req_v2; its sockid all zero
+# inet_diag_msg: family, state, timer, retrans, sockid (sport, dport: big-endian;
+# src, dst; if; cookie), expires, rqueue, wqueue, uid, inode
+_DIAG_MSG = struct.Struct("=BBBBHH16s16sI8sIIIII")
+_LISTEN_STATE = 10  # TCP_LISTEN
+
+
+def listening_tcp_netlink(timeout: float = 2.0) -> list[Listener]:
+    """Listening TCP sockets of this network namespace, from sock_diag; OSError
+    where netlink is not allowed (some sandboxes' seccomp filters)."""
+    found: list[Listener] = []
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG) as s:
+        s.settimeout(timeout)
+        for seq, family in enumerate((socket.AF_INET, socket.AF_INET6), start=1):
+            request = _REQUEST.pack(family, socket.IPPROTO_TCP, 0, 1 << _LISTEN_STATE)
+            header = _NLMSGHDR.pack(
+                _NLMSGHDR.size + len(request),
+                _SOCK_DIAG_BY_FAMILY,
+                _NLM_F_REQUEST | _NLM_F_DUMP,
+                seq,
+                0,
+            )
+            s.sendall(header + request)
+            found.extend(_diag_answers(s, family, seq))
+    return found
+
+
+def _diag_answers(s: socket.socket, family: int, seq: int) -> Iterable[Listener]:
+    size = 4 if family == socket.AF_INET else 16
+    while True:
+        data = s.recv(1 << 16)
+        offset = 0
+        while offset + _NLMSGHDR.size <= len(data):
+            length, kind, _, got_seq, _ = _NLMSGHDR.unpack_from(data, offset)
+            if length < _NLMSGHDR.size:
+                raise OSError(errno.EPROTO, "malformed netlink message")
+            body = offset + _NLMSGHDR.size
+            offset += (length + 3) & ~3  # NLMSG_ALIGN
+            if got_seq != seq:
+                continue
+            if kind == _NLMSG_DONE:
+                return
+            if kind == _NLMSG_ERROR:
+                (code,) = struct.unpack_from("=i", data, body)
+                if code:  # 0 would be an acknowledgement, which a dump never asks
+                    raise OSError(-code, os.strerror(-code))
+                continue
+            if length - _NLMSGHDR.size < _DIAG_MSG.size:
+                continue
+            fields = _DIAG_MSG.unpack_from(data, body)
+            if fields[1] != _LISTEN_STATE:
+                continue
+            address = socket.inet_ntop(family, fields[6][:size])
+            port = socket.ntohs(fields[4])
+            yield Listener(family, address, port, fields[13], fields[14])
+
+
 def listening_tcp(proc: Path = Path("/proc")) -> list[Listener]:
+    if proc == Path("/proc"):  # this host's own kernel: ask it over netlink
+        try:
+            return listening_tcp_netlink()
+        except OSError:
+            pass  # not allowed here: the tables in /proc say the same, slower
     found: list[Listener] = []
     for name, family in (("tcp", socket.AF_INET), ("tcp6", socket.AF_INET6)):
         try:
