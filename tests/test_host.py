@@ -33,3 +33,27 @@ def test_finds_a_2014_style_docker_daemon(tmp_path):
         for proc in (daemon, client):
             proc.kill()
             proc.wait()
+
+
+def test_process_names_are_psutils_even_where_the_kernel_cut_them(tmp_path):
+    # The kernel keeps 15 characters of a name (systemd-networkd is
+    # "systemd-network" in /proc/PID/comm); the scan names it as psutil and ps do.
+    # A real process with a long name, and every process of this machine, compared.
+    import psutil
+    from shipyard_doctor.host import processes
+
+    long_name = tmp_path / "shipyard-doctor-long-process-name"
+    shutil.copy("/bin/sleep", long_name)
+    proc = subprocess.Popen([str(long_name), "30"])
+    try:
+        mine = dict(processes.names())
+        theirs = {p.pid: p.info["name"] for p in psutil.process_iter(["name"])}
+        assert mine[proc.pid] == "shipyard-doctor-long-process-name"
+        with open(f"/proc/{proc.pid}/comm") as comm:
+            assert comm.read().strip() == "shipyard-doctor"  # what the kernel keeps
+        both = set(mine) & set(theirs)
+        assert len(both) > 0.9 * len(theirs)  # only processes that came or went
+        assert {p: mine[p] for p in both} == {p: theirs[p] for p in both}
+    finally:
+        proc.kill()
+        proc.wait()

@@ -1,5 +1,6 @@
-"""Processes a fix may stop: which systemd service runs them, and stopping exactly
-the process that was planned for.
+"""Processes: every process's name (:func:`names`, the checks' one scan of /proc),
+and those a fix may stop: which systemd service runs them, and stopping exactly the
+process that was planned for.
 
 A port held by a process that systemd runs (redis-server.service, say) cannot be
 freed by killing the process: systemd restarts it, or the next boot does. The unit is
@@ -15,8 +16,45 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+COMM_LENGTH = 15  # TASK_COMM_LEN - 1: the kernel cuts longer names here
+
+
+def names(proc: str = "/proc") -> Iterator[tuple[int, str]]:
+    """(pid, name) of every process under ``proc``, by pid, named as ps and psutil
+    name them: the kernel's comm, or where comm was cut at 15 characters, the
+    command's file name that it begins (systemd-networkd's comm is
+    "systemd-network"). A process that exits meanwhile is left out."""
+    pids = sorted(int(entry) for entry in os.listdir(proc) if entry.isdigit())
+    for pid in pids:
+        try:  # raw os calls: a file object per process cost as much as the read
+            fd = os.open(f"{proc}/{pid}/comm", os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            name = os.read(fd, 64).rstrip(b"\n").decode("utf-8", "replace")
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+        if len(name) >= COMM_LENGTH:
+            name = _untruncated(f"{proc}/{pid}", name)
+        yield pid, name
+
+
+def _untruncated(directory: str, comm: str) -> str:
+    try:
+        with open(f"{directory}/cmdline", "rb") as file:
+            argv = file.read().decode("utf-8", "replace")
+    except OSError:
+        return comm
+    # A program that rewrote its argv into one string ("nginx: master process")
+    # has no NUL between its words.
+    first = argv.split("\0", 1)[0] if "\0" in argv else argv.split(" ", 1)[0]
+    command = os.path.basename(first)
+    return command if command.startswith(comm) else comm
 
 
 def cgroup_path(text: str) -> str:
