@@ -46,6 +46,8 @@ examples:
   shipyard-doctor check --fix                offer the fixes, asking before each
   shipyard-doctor check --fix --dry-run      show what the fixes would change
   shipyard-doctor fix docker-tcp --yes       run one fix without asking
+  shipyard-doctor fix docker-tcp --dry-run --json
+                                             its plan as JSON (schema in README.md)
   shipyard-doctor fix ports --stop-conflicting --disable-stopped
                                              stop (and disable) what holds a port
   shipyard-doctor undo                       restore what the last fix run changed
@@ -174,7 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     fix.add_argument("fix_id", metavar="ID", help="the fix to run (see `list`)")
-    fix.add_argument("--json", action="store_true", help="print JSON")
+    fix.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document, also when there is nothing to fix",
+    )
     add_fix_arguments(fix)
 
     undo = commands.add_parser(

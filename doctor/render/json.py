@@ -11,6 +11,7 @@ from shipyard_doctor.registry import Registry
 
 if TYPE_CHECKING:
     from shipyard_doctor.fixengine.fixrun import FixReport
+    from shipyard_doctor.model import CheckRun
 
 
 def render_report(
@@ -54,8 +55,32 @@ def render_list(registry: Registry, out: TextIO, version: str) -> None:
     out.write("\n")
 
 
-def render_fix_reports(reports: Sequence[FixReport], out: TextIO) -> None:
-    """``fix ID --json``: the fix reports alone (``check --fix --json`` puts them
+def render_fix_command(
+    fix_id: str,
+    checks: Sequence[CheckRun],
+    reports: Sequence[FixReport],
+    out: TextIO,
+    blocking: Sequence[CheckRun] = (),
+) -> None:
+    """``fix ID --json``, whatever happened: ``state`` says which (README.md, "JSON
+    output"); the fix reports are in ``fixes`` (``check --fix --json`` puts them
     into the report's document instead)."""
-    json.dump({"fixes": [r.to_dict() for r in reports]}, out, indent=2)
+    from shipyard_doctor.render import fixruns
+
+    if blocking:
+        state, message = "blocked", fixruns.must_pass_first(fix_id, blocking)
+    elif not reports:
+        state, message = "nothing-to-fix", fixruns.nothing_to_fix(checks)
+    else:
+        state, message = "ran", None
+    doc = {
+        "schema": SCHEMA_VERSION,
+        "fix": fix_id,
+        "state": state,
+        "message": message,
+        "blocking": [run.id for run in blocking],
+        "checks": [run.to_dict() for run in checks],
+        "fixes": [r.to_dict() for r in reports],
+    }
+    json.dump(doc, out, indent=2)
     out.write("\n")
