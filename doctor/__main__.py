@@ -6,40 +6,46 @@ import contextlib
 import os
 import signal
 import sys
-import threading
-from types import FrameType
 from typing import NoReturn
+
+# Ctrl-C, and SIGTERM (kill PID, a service manager stopping us), from start to exit.
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def run() -> None:
-    """Run the CLI as a process: ASCII on pipes, and a Ctrl-C at any moment (even
-    while the first modules are still importing) ends it with 130 and one line,
-    never a traceback."""
+    """Run the CLI as a process: ASCII on pipes, and a Ctrl-C or SIGTERM at any
+    moment (even while the first modules are still importing) ends it with 130 and
+    one line, never a traceback."""
     try:
         from shipyard_doctor.plainout import ascii_unless_terminal
 
         ascii_unless_terminal(sys.stdout, sys.stderr)
         from shipyard_doctor.cli import main
+        from shipyard_doctor.errors import ExitCode, interrupt
 
-        signal.signal(signal.SIGINT, _interrupt)  # see __init__.py
+        for signum in SIGNALS:  # see __init__.py
+            signal.signal(signum, interrupt)
         code = main()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):  # a closed pipe
+                stream.flush()
     except KeyboardInterrupt:
         _interrupted()
+    if code == ExitCode.INTERRUPTED:  # main() said so
+        # Not sys.exit: CPython would kill itself with SIGINT instead of exiting
+        # 130 when the KeyboardInterrupt, though caught, was raised in code run by
+        # exec() of a string (a dataclass's generated methods, while importing).
+        os._exit(code)
+    # All is said: a signal while the interpreter shuts down ends it at once, with
+    # the command's own code (a KeyboardInterrupt there would print a traceback).
+    for signum in SIGNALS:
+        signal.signal(signum, lambda signum, frame: os._exit(code))
     sys.exit(code)
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    """Ctrl-C as KeyboardInterrupt, but not inside the import machinery: raised
-    there (in a module lock's cleanup) it is lost, or leaves a lock taken that
-    deadlocks the check threads' imports. There it comes again 10 ms later."""
-    if frame is not None and frame.f_code.co_filename.startswith("<frozen importlib"):
-        threading.Timer(0.01, signal.raise_signal, (signal.SIGINT,)).start()
-        return
-    raise KeyboardInterrupt
-
-
 def _interrupted() -> NoReturn:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C just ends it
+    for signum in SIGNALS:  # a second Ctrl-C just ends it
+        signal.signal(signum, signal.SIG_DFL)
     with contextlib.suppress(OSError, ValueError):
         sys.stdout.flush()
     with contextlib.suppress(OSError, ValueError):

@@ -7,9 +7,11 @@ as one line (a traceback only with ``--debug``) and exits with its ``exit_code``
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import IntEnum
+from types import FrameType
 
 
 class ExitCode(IntEnum):
@@ -47,15 +49,22 @@ class Interrupted(KeyboardInterrupt):
         self.hint = hint
 
 
+def interrupt(signum: int, frame: FrameType | None) -> None:
+    """The handler of Ctrl-C and SIGTERM: a KeyboardInterrupt, but not inside the
+    import machinery: raised there (in a module lock's cleanup) it is lost, or leaves
+    a lock taken that deadlocks the check threads' imports. There the same signal
+    comes again 10 ms later."""
+    if frame is not None and frame.f_code.co_filename.startswith("<frozen importlib"):
+        threading.Timer(0.01, signal.raise_signal, (signum,)).start()
+        return
+    raise KeyboardInterrupt
+
+
 @contextmanager
 def sigterm_interrupts() -> Iterator[None]:
     """SIGTERM (kill PID, a service manager stopping us) ends what runs inside like
     Ctrl-C: a KeyboardInterrupt, so fix runs stop their commands and stay undoable,
     and a deploy rolls back. Outside the main thread signals are left alone."""
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
     try:
         previous = signal.signal(signal.SIGTERM, interrupt)
     except ValueError:  # not the main thread
