@@ -222,3 +222,7 @@ def test_fix_json_is_one_document_whatever_happens(tmp_path):
     )
     assert doc["fixes"] == [] and nothing.stderr == ""
     assert not (tmp_path / "journal").exists()
+
+    unknown = run_doctor("fix", "no-such-fix", "--json", config=config)
+    assert (unknown.code, unknown.stdout) == (2, ""), unknown.stdout
+    assert unknown.stderr.startswith("shipyard-doctor: error: unknown fix id ")
