@@ -21,7 +21,7 @@ def run() -> None:
 
         ascii_unless_terminal(sys.stdout, sys.stderr)
         from shipyard_doctor.cli import main
-        from shipyard_doctor.errors import ExitCode, interrupt
+        from shipyard_doctor.errors import interrupt
 
         for signum in SIGNALS:  # see __init__.py
             signal.signal(signum, interrupt)
@@ -29,18 +29,14 @@ def run() -> None:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError, ValueError):  # a closed pipe
                 stream.flush()
+        # All is said and written, and nothing of ours needs the interpreter's
+        # shutdown: a signal during it would end the process the signal's way or
+        # with a traceback, and CPython kills itself with SIGINT when a caught
+        # KeyboardInterrupt was raised in code run by exec() of a string (a
+        # dataclass's generated methods, while a module imports).
+        os._exit(code)
     except KeyboardInterrupt:
         _interrupted()
-    if code == ExitCode.INTERRUPTED:  # main() said so
-        # Not sys.exit: CPython would kill itself with SIGINT instead of exiting
-        # 130 when the KeyboardInterrupt, though caught, was raised in code run by
-        # exec() of a string (a dataclass's generated methods, while importing).
-        os._exit(code)
-    # All is said: a signal while the interpreter shuts down ends it at once, with
-    # the command's own code (a KeyboardInterrupt there would print a traceback).
-    for signum in SIGNALS:
-        signal.signal(signum, lambda signum, frame: os._exit(code))
-    sys.exit(code)
 
 
 def _interrupted() -> NoReturn:

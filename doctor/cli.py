@@ -18,7 +18,12 @@ from shipyard_doctor import __version__
 from shipyard_doctor.cli_deploy import add_deploy_parsers
 from shipyard_doctor.completion import add_completion_command
 from shipyard_doctor.context import Environment
-from shipyard_doctor.errors import DoctorError, Interrupted, sigterm_interrupts
+from shipyard_doctor.errors import (
+    DoctorError,
+    ExitCode,
+    Interrupted,
+    sigterm_interrupts,
+)
 from shipyard_doctor.options import (
     CheckOptions,
     CommandOptions,
@@ -321,13 +326,13 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
     except DoctorError as exc:
         print(f"shipyard-doctor: error: {exc}", file=env.stderr)
         return exit_code(exc)
-    except KeyboardInterrupt as exc:
-        hint = f"; {exc.hint}" if isinstance(exc, Interrupted) else ""
-        print(f"shipyard-doctor: interrupted{hint}", file=env.stderr)
-        return exit_code(exc)
     except BrokenPipeError as exc:
         return exit_code(exc)
-    except Exception as exc:
+    except (KeyboardInterrupt, Exception) as exc:
+        if exit_code(exc) is ExitCode.INTERRUPTED:  # also when Python wrapped it
+            hint = f"; {exc.hint}" if isinstance(exc, Interrupted) else ""
+            print(f"shipyard-doctor: interrupted{hint}", file=env.stderr)
+            return exit_code(exc)
         if debug:
             traceback.print_exc(file=env.stderr)
         print(

@@ -60,6 +60,20 @@ def interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def interrupted_by(exc: BaseException) -> bool:
+    """``exc`` is a Ctrl-C or SIGTERM (a KeyboardInterrupt), or was raised from one:
+    Python wraps what ``__set_name__`` raises (a dataclass field while a module
+    imports) in a RuntimeError whose cause it is."""
+    cause: BaseException | None = exc
+    for _ in range(8):  # a chain of causes is short; never loop on a cycle
+        if cause is None:
+            return False
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        cause = cause.__cause__
+    return False
+
+
 @contextmanager
 def sigterm_interrupts() -> Iterator[None]:
     """SIGTERM (kill PID, a service manager stopping us) ends what runs inside like

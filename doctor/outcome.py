@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from shipyard_doctor.errors import DoctorError, ExitCode
+from shipyard_doctor.errors import DoctorError, ExitCode, interrupted_by
 
 if TYPE_CHECKING:
     from shipyard_doctor.fixengine.fixrun import FixReport
@@ -39,7 +39,7 @@ def exit_code(outcome: CommandOutcome | BaseException) -> ExitCode:
     if isinstance(outcome, BaseException):
         if isinstance(outcome, DoctorError):
             return outcome.exit_code
-        if isinstance(outcome, KeyboardInterrupt):
+        if interrupted_by(outcome):
             return ExitCode.INTERRUPTED
         if isinstance(outcome, BrokenPipeError):
             return ExitCode.OK  # output went to a pager or head that closed early

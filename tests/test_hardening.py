@@ -295,10 +295,11 @@ def signalled_runs(
 
 def interrupted_by_us(delay: float, returncode: int, out: str, err: str) -> int:
     """1 after asserting that shipyard-doctor ended itself: 130, one line, no
-    output half-written."""
+    output half-written (none, or the whole document when the signal came as it
+    was exiting)."""
     assert returncode == 130, (delay, returncode, err)
     assert err == "shipyard-doctor: interrupted\n", (delay, err)
-    assert out == "", out
+    assert out == "" or json.loads(out)["schema"] == 1, out
     return 1
 
 
@@ -328,9 +329,10 @@ def test_ctrl_c_at_any_moment_is_130_without_a_traceback(tmp_path):
 
 # -X importtime: Python writes a line to stderr as each import ends, unbuffered, so
 # the output shows whether shipyard_doctor had been imported (and its own handler
-# set) when the signal came.
-IMPORT_TIME = re.compile(r"^import time: .*\n", re.MULTILINE)
-PACKAGE_IMPORTED = re.compile(r"^import time: .*\| shipyard_doctor$", re.MULTILINE)
+# set) when the signal came. A check thread's import may end in the middle of the
+# main thread's line: not anchored.
+IMPORT_TIME = re.compile(r"import time: [^\n]*\n")
+PACKAGE_IMPORTED = re.compile(r"import time: [^\n]*\| shipyard_doctor\n")
 
 
 def test_sigterm_at_any_moment_is_130_without_a_traceback(tmp_path):

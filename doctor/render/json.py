@@ -20,8 +20,7 @@ def render_report(
     doc = report.to_dict()
     if fixes is not None:
         doc["fixes"] = [fix.to_dict() for fix in fixes]
-    json.dump(doc, out, indent=2, default=str)
-    out.write("\n")
+    _write(doc, out)
 
 
 def render_list(registry: Registry, out: TextIO, version: str) -> None:
@@ -51,8 +50,7 @@ def render_list(registry: Registry, out: TextIO, version: str) -> None:
         "checks": checks,
         "broken": broken,
     }
-    json.dump(doc, out, indent=2)
-    out.write("\n")
+    _write(doc, out)
 
 
 def render_fix_command(
@@ -82,5 +80,10 @@ def render_fix_command(
         "checks": [run.to_dict() for run in checks],
         "fixes": [r.to_dict() for r in reports],
     }
-    json.dump(doc, out, indent=2)
-    out.write("\n")
+    _write(doc, out)
+
+
+def _write(doc: dict[str, Any], out: TextIO) -> None:
+    # One write, not json.dump's many: a Ctrl-C or SIGTERM while it renders leaves
+    # the whole document on stdout or none of it, never its first 8 KiB.
+    out.write(json.dumps(doc, indent=2, default=str) + "\n")
