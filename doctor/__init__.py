@@ -14,10 +14,12 @@ def _interrupted_while_starting(signum: int, frame: object) -> None:
 
 
 # Started as the program (`python -m shipyard_doctor`: argv[0] is "-m" while the
-# package is found; the console script: its own name), a Ctrl-C during the imports
-# that follow ends it quietly with 130; __main__.run hands Ctrl-C back to
-# KeyboardInterrupt just before main(). Imported as a library: nothing changes.
+# package is found; the console script: its own name), a Ctrl-C or SIGTERM during the
+# imports that follow ends it quietly with 130; __main__.run hands both to
+# errors.interrupt (KeyboardInterrupt) just before main(). Imported as a library:
+# nothing changes.
 # (Not on "__main__.py": that is also `python -m pytest`, whose Ctrl-C must tear down.)
 _argv0 = _sys.argv[0] if _sys.argv else ""
 if _argv0 == "-m" or _os.path.basename(_argv0) == "shipyard-doctor":
     _signal.signal(_signal.SIGINT, _interrupted_while_starting)
+    _signal.signal(_signal.SIGTERM, _interrupted_while_starting)

@@ -47,6 +47,8 @@ examples:
   shipyard-doctor check --fix                offer the fixes, asking before each
   shipyard-doctor check --fix --dry-run      show what the fixes would change
   shipyard-doctor fix docker-tcp --yes       run one fix without asking
+  shipyard-doctor fix docker-tcp --dry-run --json
+                                             its plan as JSON (schema in README.md)
   shipyard-doctor fix ports --stop-conflicting --disable-stopped
                                              stop (and disable) what holds a port
   shipyard-doctor undo                       restore what the last fix run changed
@@ -179,7 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     fix.add_argument("fix_id", metavar="ID", help="the fix to run (see `list`)")
-    fix.add_argument("--json", action="store_true", help="print JSON")
+    fix.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document, also when there is nothing to fix",
+    )
     add_fix_arguments(fix)
 
     undo = commands.add_parser(
@@ -331,7 +337,12 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
     if args.command not in SHORT_COMMANDS:
         gc.enable()  # __main__ starts without the cyclic collector (see there)
     from shipyard_doctor.context import Environment
-    from shipyard_doctor.errors import DoctorError, Interrupted, sigterm_interrupts
+    from shipyard_doctor.errors import (
+        DoctorError,
+        ExitCode,
+        Interrupted,
+        sigterm_interrupts,
+    )
     from shipyard_doctor.outcome import CommandOutcome, exit_code
 
     env = env or Environment()
@@ -345,13 +356,13 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
     except DoctorError as exc:
         print(f"shipyard-doctor: error: {exc}", file=env.stderr)
         return exit_code(exc)
-    except KeyboardInterrupt as exc:
-        hint = f"; {exc.hint}" if isinstance(exc, Interrupted) else ""
-        print(f"shipyard-doctor: interrupted{hint}", file=env.stderr)
-        return exit_code(exc)
     except BrokenPipeError as exc:
         return exit_code(exc)
-    except Exception as exc:
+    except (KeyboardInterrupt, Exception) as exc:
+        if exit_code(exc) is ExitCode.INTERRUPTED:  # also when Python wrapped it
+            hint = f"; {exc.hint}" if isinstance(exc, Interrupted) else ""
+            print(f"shipyard-doctor: interrupted{hint}", file=env.stderr)
+            return exit_code(exc)
         if debug:
             import traceback
 

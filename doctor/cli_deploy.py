@@ -30,6 +30,8 @@ examples:
   shipyard-doctor deploy --with-agent --admin-password "$PASS"
   shipyard-doctor status --json
   shipyard-doctor undeploy --yes               remove the stack, keep its volumes
+  shipyard-doctor undeploy --yes && shipyard-doctor deploy --admin-password "$NEW"
+                                               change v1's admin password
 
 exit codes: 0 deployed (or nothing to do), 1 preflight blockers or the deploy failed
 (everything it created removed), 2 usage or configuration error, 3 planned but not
@@ -68,7 +70,8 @@ def add_deploy_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     deploy.add_argument(
         "--admin-password",
         metavar="PASSWORD",
-        help="the UI's admin password (v1; kept for re-runs, never shown)",
+        help="the UI's admin password (v1; set when the UI's container is created, "
+        "a running one keeps its own; kept for re-runs, never shown)",
     )
     deploy.add_argument(
         "--with-agent",

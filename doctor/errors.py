@@ -7,9 +7,11 @@ as one line (a traceback only with ``--debug``) and exits with its ``exit_code``
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import IntEnum
+from types import FrameType
 
 
 class ExitCode(IntEnum):
@@ -30,7 +32,7 @@ class ExitCode(IntEnum):
         before anything else is loaded."""
         if isinstance(exc, DoctorError):
             return exc.exit_code
-        if isinstance(exc, KeyboardInterrupt):
+        if interrupted_by(exc):  # Ctrl-C or SIGTERM, even wrapped by Python
             return cls.INTERRUPTED
         if isinstance(exc, BrokenPipeError):
             return cls.OK  # output went to a pager or head that closed early
@@ -62,15 +64,36 @@ class Interrupted(KeyboardInterrupt):
         self.hint = hint
 
 
+def interrupt(signum: int, frame: FrameType | None) -> None:
+    """The handler of Ctrl-C and SIGTERM: a KeyboardInterrupt, but not inside the
+    import machinery: raised there (in a module lock's cleanup) it is lost, or leaves
+    a lock taken that deadlocks the check threads' imports. There the same signal
+    comes again 10 ms later."""
+    if frame is not None and frame.f_code.co_filename.startswith("<frozen importlib"):
+        threading.Timer(0.01, signal.raise_signal, (signum,)).start()
+        return
+    raise KeyboardInterrupt
+
+
+def interrupted_by(exc: BaseException) -> bool:
+    """``exc`` is a Ctrl-C or SIGTERM (a KeyboardInterrupt), or was raised from one:
+    Python wraps what ``__set_name__`` raises (a dataclass field while a module
+    imports) in a RuntimeError whose cause it is."""
+    cause: BaseException | None = exc
+    for _ in range(8):  # a chain of causes is short; never loop on a cycle
+        if cause is None:
+            return False
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        cause = cause.__cause__
+    return False
+
+
 @contextmanager
 def sigterm_interrupts() -> Iterator[None]:
     """SIGTERM (kill PID, a service manager stopping us) ends what runs inside like
     Ctrl-C: a KeyboardInterrupt, so fix runs stop their commands and stay undoable,
     and a deploy rolls back. Outside the main thread signals are left alone."""
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
     try:
         previous = signal.signal(signal.SIGTERM, interrupt)
     except ValueError:  # not the main thread

@@ -182,3 +182,47 @@ def test_an_unknown_fix_run_is_a_usage_error_naming_the_runs(tmp_path):
         "shipyard-doctor: error: unknown fix run 'no-such-run'; runs: "
         f"{recorded.run_id} (`shipyard-doctor undo --list` shows all)\n"
     )
+
+
+def test_fix_json_is_one_document_whatever_happens(tmp_path):
+    """`fix ID --json` prints JSON on stdout also when it cannot fix yet (exit 1)
+    and when there is nothing to fix (exit 0), never a plain line."""
+    config = config_in(tmp_path)
+    socket_path = f"unix://{tmp_path}/docker.sock"  # no daemon there
+    blocked = run_doctor(
+        "fix", "docker-state", "--json", "--docker-host", socket_path, config=config
+    )
+    assert blocked.code == 1, (blocked.stdout, blocked.stderr)
+    doc = blocked.doc
+    assert (doc["schema"], doc["fix"], doc["state"]) == (1, "docker-state", "blocked")
+    assert doc["blocking"] == ["docker-daemon"] and doc["fixes"] == [], doc
+    assert doc["message"].startswith(
+        "cannot fix with docker-state yet, this must pass first: docker-daemon "
+        "(failure: "
+    ), doc["message"]
+    daemon = next(c for c in doc["checks"] if c["id"] == "docker-daemon")
+    assert daemon["status"] == "failure" and "does not exist" in daemon["summary"]
+    assert blocked.stderr == ""
+
+    agent = tmp_path / "no-agent"  # the check is skipped: nothing to fix
+    config.write_text(config.read_text() + f'[agent]\nbinary = "{agent}"\n')
+    nothing = run_doctor("fix", "agent-libs", "--json", "--yes", config=config)
+    assert nothing.code == 0, (nothing.stdout, nothing.stderr)
+    doc = nothing.doc
+    assert (doc["fix"], doc["state"], doc["blocking"]) == (
+        "agent-libs",
+        "nothing-to-fix",
+        [],
+    )
+    (check,) = doc["checks"]
+    assert (check["id"], check["status"]) == ("agent-libs", "skipped"), check
+    assert doc["message"] == (
+        f"nothing to fix: agent-libs skipped: [agent] binary {agent} does not "
+        "exist: nothing to check"
+    )
+    assert doc["fixes"] == [] and nothing.stderr == ""
+    assert not (tmp_path / "journal").exists()
+
+    unknown = run_doctor("fix", "no-such-fix", "--json", config=config)
+    assert (unknown.code, unknown.stdout) == (2, ""), unknown.stdout
+    assert unknown.stderr.startswith("shipyard-doctor: error: unknown fix id ")

@@ -148,6 +148,7 @@ def test_v1_deploys_answers_and_a_second_run_changes_nothing(host, config):
     second = doctor(host, config, "deploy", "--yes", "--admin-password", PASSWORD)
     assert second.code == 0, second.stdout + second.stderr
     assert "already deployed, nothing to do" in second.stdout
+    assert "warning:" not in second.stdout  # the same password: nothing to say
     assert containers(host) == names
 
     status = doctor(host, config, "status", "--json")
@@ -160,6 +161,58 @@ def test_v1_deploys_answers_and_a_second_run_changes_nothing(host, config):
     for run in (first, second, status):
         assert PASSWORD not in run.stdout + run.stderr
         assert env["DB_ENV_DB_PASS"] not in run.stdout + run.stderr
+
+
+KEPT = (
+    "warning: shipyard keeps running with the admin password it was created with, "
+    "not this one (it is only set when the container is created): to change it, "
+    "`shipyard-doctor undeploy` then `shipyard-doctor deploy --admin-password "
+    "PASSWORD` (the database volume is kept)"
+)
+
+
+def admin_pass(host: DockerHost) -> str:
+    ui = host.client.containers.get("shipyard")
+    return dict(e.split("=", 1) for e in ui.attrs["Config"]["Env"])["ADMIN_PASS"]
+
+
+def test_another_admin_password_on_a_running_stack_is_said_never_dropped(host, config):
+    """The UI's password is set when its container is created: a deploy that
+    keeps that container says so in one line and how to change it; the route it
+    names does."""
+    assert (
+        doctor(host, config, "deploy", "--yes", "--admin-password", PASSWORD).code == 0
+    )
+    names = containers(host)
+    other = "Other-admin-pass-42"
+    again = doctor(host, config, "deploy", "--yes", "--admin-password", other)
+    assert again.code == 0, again.stdout + again.stderr
+    assert "already deployed, nothing to do" in again.stdout
+    assert [line for line in again.stdout.splitlines() if "warning" in line] == [KEPT]
+    assert containers(host) == names and admin_pass(host) == PASSWORD
+
+    # A repair that keeps the UI says it too, and not "the password you gave".
+    host.client.containers.get("shipyard_lb").remove(force=True)
+    repair = doctor(host, config, "deploy", "--yes", "--admin-password", other)
+    assert repair.code == 0, repair.stdout + repair.stderr
+    assert "Shipyard v1: repair a partial deployment" in repair.stdout
+    assert KEPT in repair.stdout.splitlines()
+    assert (
+        "login as admin with the password shipyard already had (kept) at http://"
+        in repair.stdout
+    )
+    assert containers(host)["shipyard"] == names["shipyard"]
+    assert admin_pass(host) == PASSWORD
+
+    # The route it names: undeploy (the database volume stays), deploy.
+    assert doctor(host, config, "undeploy", "--yes").code == 0
+    fresh = doctor(host, config, "deploy", "--yes", "--admin-password", other)
+    assert fresh.code == 0, fresh.stdout + fresh.stderr
+    assert "login as admin with the password you gave at http://" in fresh.stdout
+    assert "warning:" not in fresh.stdout and admin_pass(host) == other
+    for run in (again, repair, fresh):
+        assert PASSWORD not in run.stdout + run.stderr
+        assert other not in run.stdout + run.stderr
 
 
 @pytest.mark.parametrize(("stack", "count"), [("v3", 7), ("v2", 3)])
@@ -447,6 +500,8 @@ def test_a_whole_legacy_deployment_is_recognised_and_left_alone(host, config):
     run = doctor(host, config, "deploy", "--yes")
     assert run.code == 0, run.stdout + run.stderr
     assert "already deployed (by another tool, no labels), nothing to do" in run.stdout
+    # run.sh without ADMIN_PASS: the default, which this deploy would set too.
+    assert "keeps running with the admin password" not in run.stdout
     assert containers(host) == ids
     status = doctor(host, config, "status")
     assert "Shipyard v1: deployed" in status.stdout

@@ -229,6 +229,12 @@ def test_no_compatible_library_means_no_steps(require_infra, tmp_path):
     )
     run = run_doctor("fix", "agent-libs", "--yes", "--json", config=config)
     (fix,) = run.doc["fixes"]
+    assert (run.doc["fix"], run.doc["state"], run.doc["message"]) == (
+        "agent-libs",
+        "ran",
+        None,
+    )
+    assert [c["status"] for c in run.doc["checks"]] == ["failure"], run.doc
     assert run.code == 1 and fix["outcome"] == "nothing-to-do", fix
     assert fix["message"] == (
         "no compatible library is installed for libshipyard-none.so.3: install the "

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import infra
@@ -274,6 +276,33 @@ def test_piped_output_is_ascii_whatever_the_locale(tmp_path, env):
 # --- Ctrl-C ------------------------------------------------------------------------
 
 
+def signalled_runs(
+    argv: list[str], signum: int
+) -> Iterator[tuple[float, int, str, str]]:
+    """Run *argv* 40 times, each sent *signum* later: every 5 ms of the first 150
+    (Python starting, the imports), then every 100 ms up to ~1 s (the checks).
+    Yields the delay, the exit code, stdout and stderr of each run."""
+    for step in range(40):
+        delay = step * 0.005 if step < 30 else 0.15 + (step - 30) * 0.1
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        time.sleep(delay)
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=60)
+        yield delay, proc.returncode, out, err
+
+
+def interrupted_by_us(delay: float, returncode: int, out: str, err: str) -> int:
+    """1 after asserting that shipyard-doctor ended itself: 130, one line, no
+    output half-written (none, or the whole document when the signal came as it
+    was exiting)."""
+    assert returncode == 130, (delay, returncode, err)
+    assert err == "shipyard-doctor: interrupted\n", (delay, err)
+    assert out == "" or json.loads(out)["schema"] == 1, out
+    return 1
+
+
 def test_ctrl_c_at_any_moment_is_130_without_a_traceback(tmp_path):
     """SIGINT from 0 to ~1 s after start: while Python itself starts (killed by
     the signal, or its own startup traceback, which no shipyard_doctor code can
@@ -281,15 +310,8 @@ def test_ctrl_c_at_any_moment_is_130_without_a_traceback(tmp_path):
     argv = [sys.executable, "-m", "shipyard_doctor", "check", "--json"]
     argv += ["--docker-host", f"unix://{tmp_path}/none.sock"]
     ours = 0
-    for step in range(40):
-        delay = step * 0.005 if step < 30 else 0.15 + (step - 30) * 0.1
-        proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        time.sleep(delay)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-        if proc.returncode in (0, 1):
+    for delay, returncode, out, err in signalled_runs(argv, signal.SIGINT):
+        if returncode in (0, 1):
             continue  # it finished first (a fast machine): nothing to see
         if "Traceback" in err:
             # Python's own startup (site, runpy, the editable-install finder) was
@@ -297,15 +319,89 @@ def test_ctrl_c_at_any_moment_is_130_without_a_traceback(tmp_path):
             # names none of its files.
             assert not OUR_FRAME.search(err), err
             continue
-        if proc.returncode == -signal.SIGINT:  # a shell shows 130 too
+        if returncode == -signal.SIGINT:  # a shell shows 130 too
             # Before Python set its handler: no output; else our one line.
             assert err in ("", "shipyard-doctor: interrupted\n"), err
             continue
-        ours += 1
-        assert proc.returncode == 130, (delay, proc.returncode, err)
-        assert err == "shipyard-doctor: interrupted\n", (delay, err)
-        assert out == "", out  # nothing half-written
+        ours += interrupted_by_us(delay, returncode, out, err)
     assert ours >= 10, "too few interrupts landed in shipyard-doctor's own code"
+
+
+# -X importtime: Python writes a line to stderr as each import ends, unbuffered, so
+# the output shows whether shipyard_doctor had been imported (and its own handler
+# set) when the signal came. A check thread's import may end in the middle of the
+# main thread's line: not anchored.
+IMPORT_TIME = re.compile(r"import time: [^\n]*\n")
+PACKAGE_IMPORTED = re.compile(r"import time: [^\n]*\| shipyard_doctor\n")
+
+
+def test_sigterm_at_any_moment_is_130_without_a_traceback(tmp_path):
+    """SIGTERM (kill PID, a service manager) from 0 to ~1 s after start: before
+    Python runs any of shipyard_doctor the signal's default ends it (no output);
+    from the package's first line on, while the modules import (a SIGTERM inside
+    the import machinery comes again 10 ms later), while the checks run and while
+    the interpreter exits: 130 and one line, or it had finished first."""
+    argv = [sys.executable, "-X", "importtime", "-m", "shipyard_doctor", "check"]
+    argv += ["--json", "--docker-host", f"unix://{tmp_path}/none.sock"]
+    ours = 0
+    for delay, returncode, out, err in signalled_runs(argv, signal.SIGTERM):
+        said = IMPORT_TIME.sub("", err)
+        assert "Traceback" not in said, (delay, said)
+        if returncode == -signal.SIGTERM:
+            assert said == "", (delay, said)
+            assert not PACKAGE_IMPORTED.search(err), (delay, "killed by the signal")
+            continue
+        assert PACKAGE_IMPORTED.search(err), (delay, err)
+        if returncode in (0, 1):  # it finished first: the whole document
+            assert json.loads(out)["schema"] == 1, (delay, out)
+            continue
+        ours += interrupted_by_us(delay, returncode, out, said)
+    assert ours >= 10, "too few SIGTERMs landed in shipyard-doctor's own code"
+
+
+GUARD_PROBE = """
+import signal, sys, time
+from shipyard_doctor.errors import interrupt
+
+class Finder:  # a real meta path finder: importlib's own frame calls it
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == "sd_no_such_module":
+            importing = sys._getframe(1)
+            print(importing.f_code.co_filename.startswith("<frozen importlib"))
+            interrupt(signal.SIGTERM, importing)  # must not raise in there
+            print("deferred")
+        return None
+
+signal.signal(signal.SIGTERM, interrupt)
+sys.meta_path.insert(0, Finder)
+try:
+    import sd_no_such_module
+except ModuleNotFoundError:
+    print("import ended normally")
+try:
+    time.sleep(5)
+    print("the signal was lost")
+except KeyboardInterrupt:
+    print("interrupted after the import")
+"""
+
+
+def test_a_signal_inside_the_import_machinery_comes_again_after_it():
+    done = subprocess.run(
+        [sys.executable, "-c", GUARD_PROBE],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert done.stdout.splitlines() == [
+        "True",
+        "deferred",
+        "import ended normally",
+        "interrupted after the import",
+    ]
 
 
 def test_console_script_handles_ctrl_c_too():
@@ -339,8 +435,9 @@ def test_importing_the_package_leaves_ctrl_c_alone():
         "import sys; sys.argv = ['/usr/lib/python3/dist-packages/pytest/__main__.py']\n"
         "import signal, shipyard_doctor\n"
         "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)\n"
+        "print(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
-    assert done.stdout.strip() == "True"
+    assert done.stdout.split() == ["True", "True"]

@@ -1,5 +1,6 @@
-"""Ctrl-C (a real SIGINT to a real `python -m shipyard_doctor` process) at several
-moments of fix and report: exit 130, one line, no traceback, nothing half-written.
+"""Ctrl-C (a real SIGINT to a real `python -m shipyard_doctor` process; SIGTERM too
+for fix) at several moments of fix and report: exit 130, one line, no traceback,
+nothing half-written.
 (check: test_hardening.py; deploy: test_deploy.py; a fix stopped while applying:
 test_fix_interrupt.py.)"""
 
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 import infra
+import pytest
 
 INTERRUPTED = "shipyard-doctor: interrupted\n"
 # While the program is still starting it ends itself by the signal (a shell
@@ -34,7 +36,9 @@ def config_in(tmp_path: Path, docker_timeout: float = 1) -> Path:
     return config
 
 
-def interrupt_after(argv: list[str], delay: float) -> tuple[int, str, str]:
+def interrupt_after(
+    argv: list[str], delay: float, signum: int = signal.SIGINT
+) -> tuple[int, str, str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "shipyard_doctor", *argv],
         stdout=subprocess.PIPE,
@@ -44,7 +48,7 @@ def interrupt_after(argv: list[str], delay: float) -> tuple[int, str, str]:
     )
     try:
         time.sleep(delay)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -53,14 +57,17 @@ def interrupt_after(argv: list[str], delay: float) -> tuple[int, str, str]:
     return proc.returncode, out, err
 
 
-def test_fix_interrupted_while_its_checks_run_leaves_no_journal(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_fix_interrupted_while_its_checks_run_leaves_no_journal(tmp_path, signum):
     # A hung daemon keeps the checks running for a second: the signal lands there.
     config = config_in(tmp_path, docker_timeout=3)
     with infra.HangingUnixServer() as hung:
         for delay in (0.6, 1.2, 2.0):
-            argv = ["fix", "docker-state", "--yes", "--docker-host", hung.url]
-            code, out, err = interrupt_after([*argv, "--config", str(config)], delay)
-            assert code in CTRL_C and err == INTERRUPTED, (delay, code, out, err)
+            argv = ["fix", "docker-state", "--yes", "--json", "--docker-host"]
+            argv += [hung.url, "--config", str(config)]
+            code, out, err = interrupt_after(argv, delay, signum)
+            assert (code, err) == (130, INTERRUPTED), (delay, code, out, err)
+            assert out == "", out  # no JSON document begun
             assert not (tmp_path / "journal").exists(), delay
 
 

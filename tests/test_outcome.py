@@ -61,3 +61,27 @@ FIXED = run(Result.ok("ports free"))
 )
 def test_exit_code(outcome, code):
     assert exit_code(outcome) is code
+
+
+class _InterruptedWhileNamed:
+    """A descriptor whose ``__set_name__`` meets a Ctrl-C, as a dataclass field
+    can while its module imports."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        raise KeyboardInterrupt
+
+
+def test_a_ctrl_c_that_python_wrapped_is_still_an_interrupt():
+    try:
+        type("Owner", (), {"field": _InterruptedWhileNamed()})
+    except BaseException as exc:  # Python 3.11: RuntimeError("Error calling ...")
+        raised = exc
+    assert exit_code(raised) is ExitCode.INTERRUPTED, repr(raised)
+    try:
+        raise RuntimeError("wrapped") from KeyboardInterrupt()
+    except RuntimeError as exc:
+        assert exit_code(exc) is ExitCode.INTERRUPTED
+    try:
+        raise RuntimeError("a bug") from ValueError("not an interrupt")
+    except RuntimeError as exc:
+        assert exit_code(exc) is ExitCode.INTERNAL

@@ -151,20 +151,23 @@ def fix_command(options: FixCommandOptions, env: Environment) -> CommandOutcome:
             if r.status.is_problem
             and (r.id not in plugin.repairs or r.status.value == "error")
         ]
-        if blocking:
-            fixruns.render_must_pass_first(options.fix_id, blocking, env.stdout)
-            return CommandOutcome(runs=checked)
         failing = [r for r in runs if r.status.value in ("warning", "failure")]
-        if not failing:
-            fixruns.render_nothing_to_fix(runs, env.stdout)
-            return CommandOutcome(runs=runs)
-        recheck = Recheck(options.config, env, registry)
-        with session(options.fixing, options.json, env, registry, recheck) as fixes:
-            reports = [fixes.fix_one(options.fix_id, run, host) for run in failing]
-        if options.json:
-            from shipyard_doctor.render import json as render
+        reports: list[FixReport] = []
+        if failing and not blocking:
+            recheck = Recheck(options.config, env, registry)
+            with session(options.fixing, options.json, env, registry, recheck) as fixes:
+                reports = [fixes.fix_one(options.fix_id, run, host) for run in failing]
+    shown_runs = checked if blocking else runs
+    if options.json:  # one document, whatever happened
+        from shipyard_doctor.render import json as render
 
-            render.render_fix_reports(reports, env.stdout)
-        else:
-            fix_view(env, options.json).render_fix_reports(reports, env.stdout)
-    return CommandOutcome(runs=runs, fixes=reports)
+        render.render_fix_command(
+            options.fix_id, shown_runs, reports, env.stdout, blocking
+        )
+    elif blocking:
+        fixruns.render_must_pass_first(options.fix_id, blocking, env.stdout)
+    elif not failing:
+        fixruns.render_nothing_to_fix(runs, env.stdout)
+    else:
+        fix_view(env, options.json).render_fix_reports(reports, env.stdout)
+    return CommandOutcome(runs=shown_runs, fixes=reports)

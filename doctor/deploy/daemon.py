@@ -154,6 +154,13 @@ class Daemon:
         info = self.api.inspect_container(container)
         return {**info["State"], "RestartCount": info.get("RestartCount", 0)}
 
+    def environment(self, container: str) -> dict[str, str]:
+        """The container's environment as it was created (secrets included: only
+        ever compared, never shown)."""
+        info = self.api.inspect_container(container)
+        pairs = (e.partition("=") for e in info["Config"].get("Env") or ())
+        return {name: value for name, _, value in pairs}
+
     def address(self, container: str, network: str) -> str:
         info = self.api.inspect_container(container)
         nets = info["NetworkSettings"].get("Networks") or {}

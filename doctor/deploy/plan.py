@@ -77,6 +77,9 @@ class DeployPlan:
     login_user: str
     secrets: StackSecrets
     warnings: tuple[str, ...] = ()
+    # A container left running with another admin password than this deploy's:
+    # the password is only set when the container is created.
+    password_kept: str = ""
 
     @property
     def services(self) -> tuple[str, ...]:
@@ -191,8 +194,18 @@ def make_plan(
         for s in services
         if labels.normalize(s.image) != specs[s.name].image
     )
+    running = [*keep, *(legacy if action is Action.LEGACY else ())]
+    password_kept = _password_kept(stack, daemon, running, stack_secrets.admin_password)
     warnings = []
-    if stack_secrets.admin_is_default:
+    if password_kept:
+        warnings.append(
+            f"{password_kept} keeps running with the {stack.login.user} password it "
+            "was created with, not this one (it is only set when the container is "
+            "created): to change it, `shipyard-doctor undeploy` then "
+            "`shipyard-doctor deploy --admin-password PASSWORD` (the database "
+            "volume is kept)"
+        )
+    elif stack_secrets.admin_is_default:
         warnings.append(
             f"the {stack.login.user} password is Shipyard's 2014 default, which "
             "everyone knows: "
@@ -219,7 +232,26 @@ def make_plan(
         login_user=stack.login.user,
         secrets=stack_secrets,
         warnings=tuple(warnings),
+        password_kept=password_kept,
     )
+
+
+def _password_kept(
+    stack: Stack, daemon: Daemon, running: list[Found], wanted: str
+) -> str:
+    """The name of the container in ``running`` whose admin password (the
+    stack's ``login.password_env``; unset: the image's default) is not
+    ``wanted``, else ""."""
+    variable, default = stack.login.password_env, stack.login.default_password
+    sets_it = {s.container for s in stack.services if variable in dict(s.env)}
+    for found in running:
+        if (
+            variable
+            and found.name in sets_it
+            and daemon.environment(found.id).get(variable, default) != wanted
+        ):
+            return found.name
+    return ""
 
 
 def _spec(

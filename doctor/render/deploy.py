@@ -125,11 +125,12 @@ def render_outcome(plan: DeployPlan, outcome: Outcome, out: TextIO) -> None:
         print("", file=out)
         print("Shipyard Stack Deployed", file=out)
         print("", file=out)
-        password = (
-            "Shipyard's 2014 default password (change it!)"
-            if plan.secrets.admin_is_default
-            else "the password you gave"
-        )
+        if plan.password_kept:
+            password = f"the password {plan.password_kept} already had (kept)"
+        elif plan.secrets.admin_is_default:
+            password = "Shipyard's 2014 default password (change it!)"
+        else:
+            password = "the password you gave"
         print(
             f"You should be able to login as {plan.login_user} with {password} "
             f"at {plan.ui_url}",

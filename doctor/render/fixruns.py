@@ -13,18 +13,28 @@ if TYPE_CHECKING:
     from shipyard_doctor.model import CheckRun
 
 
-def render_nothing_to_fix(runs: Sequence[CheckRun], out: TextIO) -> None:
+def nothing_to_fix(runs: Sequence[CheckRun]) -> str:
+    """The line for ``fix ID`` when its checks pass (also the JSON's ``message``)."""
     states = ", ".join(f"{r.id} {r.status.value}: {r.result.summary}" for r in runs)
-    out.write(f"nothing to fix: {states}\n")
+    return f"nothing to fix: {states}"
+
+
+def must_pass_first(fix_id: str, blocking: Sequence[CheckRun]) -> str:
+    """The line for ``fix ID`` when a check it needs does not pass."""
+    states = "; ".join(
+        f"{r.id} ({r.status.value}: {r.result.summary})" for r in blocking
+    )
+    return f"cannot fix with {fix_id} yet, this must pass first: {states}"
+
+
+def render_nothing_to_fix(runs: Sequence[CheckRun], out: TextIO) -> None:
+    out.write(f"{nothing_to_fix(runs)}\n")
 
 
 def render_must_pass_first(
     fix_id: str, blocking: Sequence[CheckRun], out: TextIO
 ) -> None:
-    states = "; ".join(
-        f"{r.id} ({r.status.value}: {r.result.summary})" for r in blocking
-    )
-    out.write(f"cannot fix with {fix_id} yet, this must pass first: {states}\n")
+    out.write(f"{must_pass_first(fix_id, blocking)}\n")
 
 
 def render_question(plan: Plan, out: TextIO) -> None:

@@ -11,6 +11,7 @@ from shipyard_doctor.registry import Registry
 
 if TYPE_CHECKING:
     from shipyard_doctor.fixengine.fixrun import FixReport
+    from shipyard_doctor.model import CheckRun
 
 
 def render_report(
@@ -19,8 +20,7 @@ def render_report(
     doc = report.to_dict()
     if fixes is not None:
         doc["fixes"] = [fix.to_dict() for fix in fixes]
-    json.dump(doc, out, indent=2, default=str)
-    out.write("\n")
+    _write(doc, out)
 
 
 def render_list(registry: Registry, out: TextIO, version: str) -> None:
@@ -50,12 +50,40 @@ def render_list(registry: Registry, out: TextIO, version: str) -> None:
         "checks": checks,
         "broken": broken,
     }
-    json.dump(doc, out, indent=2)
-    out.write("\n")
+    _write(doc, out)
 
 
-def render_fix_reports(reports: Sequence[FixReport], out: TextIO) -> None:
-    """``fix ID --json``: the fix reports alone (``check --fix --json`` puts them
+def render_fix_command(
+    fix_id: str,
+    checks: Sequence[CheckRun],
+    reports: Sequence[FixReport],
+    out: TextIO,
+    blocking: Sequence[CheckRun] = (),
+) -> None:
+    """``fix ID --json``, whatever happened: ``state`` says which (README.md, "JSON
+    output"); the fix reports are in ``fixes`` (``check --fix --json`` puts them
     into the report's document instead)."""
-    json.dump({"fixes": [r.to_dict() for r in reports]}, out, indent=2)
-    out.write("\n")
+    from shipyard_doctor.render import fixruns
+
+    if blocking:
+        state, message = "blocked", fixruns.must_pass_first(fix_id, blocking)
+    elif not reports:
+        state, message = "nothing-to-fix", fixruns.nothing_to_fix(checks)
+    else:
+        state, message = "ran", None
+    doc = {
+        "schema": SCHEMA_VERSION,
+        "fix": fix_id,
+        "state": state,
+        "message": message,
+        "blocking": [run.id for run in blocking],
+        "checks": [run.to_dict() for run in checks],
+        "fixes": [r.to_dict() for r in reports],
+    }
+    _write(doc, out)
+
+
+def _write(doc: dict[str, Any], out: TextIO) -> None:
+    # One write, not json.dump's many: a Ctrl-C or SIGTERM while it renders leaves
+    # the whole document on stdout or none of it, never its first 8 KiB.
+    out.write(json.dumps(doc, indent=2, default=str) + "\n")
