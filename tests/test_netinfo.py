@@ -29,7 +29,9 @@ PROBE = """
 import json
 from shipyard_doctor.config import Config
 from shipyard_doctor.host.gateway import Host
-from shipyard_doctor.host.netinfo import interfaces, routes
+from shipyard_doctor.host.netinfo import (
+    _interfaces_from_getifaddrs, interfaces, routes
+)
 host = Host(Config())
 print(json.dumps({
     "interfaces": {i.name: {"kind": i.kind, "up": i.up, "carrier": i.carrier,
@@ -37,6 +39,10 @@ print(json.dumps({
                             "ipv4": [str(a) for a in i.ipv4],
                             "routable": [str(a) for a in i.routable_ipv4]}
                    for i in interfaces(host)},
+    "addresses": {i.name: sorted(map(str, i.ipv4 + i.ipv6)) for i in interfaces(host)},
+    "getifaddrs": {
+        i.name: sorted(map(str, i.ipv4 + i.ipv6)) for i in _interfaces_from_getifaddrs()
+    },
     "routes": [[r.interface, str(r.destination), str(r.gateway)] for r in routes(host)],
 }))
 """
@@ -62,6 +68,8 @@ def test_live_interfaces_inside_a_namespace(netns, require_infra):
                 peer.name,
             ],
             ["ip", "addr", "add", "198.51.100.2/24", "dev", "up0"],
+            ["ip", "addr", "add", "198.51.100.3/25", "dev", "up0"],
+            ["ip", "-6", "addr", "add", "2001:db8::2/64", "dev", "up0", "nodad"],
             ["ip", "link", "set", "up0", "up"],
             ["ip", "link", "add", "down0", "type", "veth", "peer", "name", "down1"],
             ["ip", "link", "add", "docker0", "type", "bridge"],
@@ -84,9 +92,12 @@ def test_live_interfaces_inside_a_namespace(netns, require_infra):
         "carrier": True,
         "master": None,
         "docker": False,
-        "ipv4": ["198.51.100.2/24"],
-        "routable": ["198.51.100.2/24"],
+        "ipv4": ["198.51.100.2/24", "198.51.100.3/25"],
+        "routable": ["198.51.100.2/24", "198.51.100.3/25"],
     }
+    assert "2001:db8::2/64" in facts["addresses"]["up0"]
+    # `ip -json addr` and getifaddrs (psutil, where `ip` cannot run) agree.
+    assert facts["addresses"] == facts["getifaddrs"]
     assert found["down0"]["up"] is False and found["down0"]["carrier"] is False
     assert found["down0"]["ipv4"] == ["169.254.7.7/16"]
     assert found["docker0"]["kind"] == "bridge" and found["docker0"]["docker"]
@@ -94,4 +105,4 @@ def test_live_interfaces_inside_a_namespace(netns, require_infra):
     assert ["up0", "198.51.100.0/24", "None"] in facts["routes"]
     # A 169.254/16 address is what a failed DHCP leaves behind: not routable.
     assert found["down0"]["routable"] == []
-    assert found["up0"]["routable"] == ["198.51.100.2/24"]
+    assert found["up0"]["routable"] == ["198.51.100.2/24", "198.51.100.3/25"]

@@ -290,23 +290,13 @@ class Host:
         return {inode: self.process(pid) for inode, pid in pids.items()}
 
     def process(self, pid: int) -> ProcessInfo | None:
-        import psutil
-
-        try:
-            proc = psutil.Process(pid)
-            with proc.oneshot():
-                name = proc.name()
-                try:
-                    cmdline = tuple(proc.cmdline())
-                except psutil.AccessDenied:
-                    cmdline = ()
-                try:
-                    user: str | None = proc.username()
-                except (psutil.AccessDenied, KeyError):
-                    user = None
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        """A process's name, command line and user, from /proc as psutil reads
+        them (without importing psutil: ~8 ms of every check)."""
+        found = processes.details(pid, str(self.proc))
+        if found is None:
             return None
-        return ProcessInfo(pid, name, cmdline, user)
+        name, cmdline, uid = found
+        return ProcessInfo(pid, name, cmdline, _username(uid))
 
     def username(self, uid: int) -> str:
         return _username(uid)

@@ -1,8 +1,9 @@
 """Network interfaces, their addresses and the IPv4 routing table of this host.
 
-Everything here is read through network-namespace-aware sources: getifaddrs (one
-call, through psutil) for addresses, ``ip -json -details link`` for link kind, bridge
-master and carrier, and /proc/net/route for routes. /sys/class/net is deliberately not
+Everything here is read through network-namespace-aware sources: ``ip -json -details
+addr`` for every interface's link kind, bridge master, carrier and addresses in one
+answer (getifaddrs through psutil when ``ip`` cannot run), and /proc/net/route for
+routes. /sys/class/net is deliberately not
 used: it shows the namespace that mounted sysfs, not the caller's, so under
 ``nsenter --net`` it would describe the wrong host.
 """
@@ -81,40 +82,69 @@ def routes(host: Host) -> tuple[Route, ...]:
 
 
 def _interfaces(host: Host) -> tuple[Interface, ...]:
+    links = _links(host)
+    if not links:  # no `ip` here (or it failed): the addresses from getifaddrs
+        return _interfaces_from_getifaddrs()
+    return tuple(_interface(link) for link in links.values())
+
+
+def _interface(
+    link: dict[str, Any],
+    ipv4: tuple[ipaddress.IPv4Interface, ...] | None = None,
+    ipv6: tuple[ipaddress.IPv6Interface, ...] | None = None,
+) -> Interface:
+    """An interface from ``ip -json -details addr``'s record of it, with the
+    addresses of its ``addr_info`` (or those given: getifaddrs')."""
+    flags = set(link.get("flags", ()))
+    addresses = link.get("addr_info") or ()
+    if ipv4 is None:
+        ipv4 = tuple(
+            ipaddress.IPv4Interface(f"{a['local']}/{a['prefixlen']}")
+            for a in addresses
+            if a.get("family") == "inet" and "local" in a
+        )
+    if ipv6 is None:
+        ipv6 = tuple(
+            ipaddress.IPv6Interface(f"{a['local']}/{a['prefixlen']}")
+            for a in addresses
+            if a.get("family") == "inet6" and "local" in a
+        )
+    return Interface(
+        name=str(link.get("ifname", "")),
+        index=int(link.get("ifindex", 0)),
+        kind=_kind(link),
+        up="UP" in flags,
+        carrier="LOWER_UP" in flags and "NO-CARRIER" not in flags,
+        master=link.get("master"),
+        mac=str(link.get("address", "")),
+        ipv4=ipv4,
+        ipv6=ipv6,
+    )
+
+
+def _interfaces_from_getifaddrs() -> tuple[Interface, ...]:
     import psutil
 
-    links = _links(host)
     # One getifaddrs() for every interface: netifaces.ifaddresses(name) walks the
     # whole list again for each name, 2 s for the 200 veths of 200 containers.
-    by_name = psutil.net_if_addrs()
-    result = []
-    for name, addresses in by_name.items():
-        link = links.get(name, {})
-        flags = set(link.get("flags", ()))
-        result.append(
-            Interface(
-                name=name,
-                index=int(link.get("ifindex", 0)),
-                kind=_kind(link),
-                up="UP" in flags,
-                carrier="LOWER_UP" in flags and "NO-CARRIER" not in flags,
-                master=link.get("master"),
-                mac=str(link.get("address", "")),
-                ipv4=tuple(
-                    ipaddress.IPv4Interface(f"{a.address}/{a.netmask}")
-                    for a in addresses
-                    if a.family == socket.AF_INET and a.address and a.netmask
-                ),
-                ipv6=tuple(
-                    ipaddress.IPv6Interface(
-                        f"{a.address.split('%')[0]}/{_prefix_length(a.netmask)}"
-                    )
-                    for a in addresses
-                    if a.family == socket.AF_INET6 and a.address and a.netmask
-                ),
-            )
+    return tuple(
+        _interface(
+            {"ifname": name},
+            ipv4=tuple(
+                ipaddress.IPv4Interface(f"{a.address}/{a.netmask}")
+                for a in addresses
+                if a.family == socket.AF_INET and a.address and a.netmask
+            ),
+            ipv6=tuple(
+                ipaddress.IPv6Interface(
+                    f"{a.address.split('%')[0]}/{_prefix_length(a.netmask)}"
+                )
+                for a in addresses
+                if a.family == socket.AF_INET6 and a.address and a.netmask
+            ),
         )
-    return tuple(result)
+        for name, addresses in psutil.net_if_addrs().items()
+    )
 
 
 def _prefix_length(netmask: str) -> int:
@@ -123,7 +153,7 @@ def _prefix_length(netmask: str) -> int:
 
 
 def _links(host: Host) -> dict[str, dict[str, Any]]:
-    done = host.run_command(["ip", "-json", "-details", "link", "show"])
+    done = host.run_command(["ip", "-json", "-details", "addr", "show"])
     if not done.ok:
         return {}
     try:

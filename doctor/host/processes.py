@@ -44,17 +44,50 @@ def names(proc: str = "/proc") -> Iterator[tuple[int, str]]:
         yield pid, name
 
 
+def details(pid: int, proc: str = "/proc") -> tuple[str, tuple[str, ...], int] | None:
+    """(name, command line, real uid) of a process, read as psutil reads them;
+    None once it has exited, and for a zombie (it serves nothing any more, and its
+    command line is gone: psutil raises ZombieProcess)."""
+    directory = f"{proc}/{pid}"
+    try:
+        with open(f"{directory}/comm", "rb") as file:
+            name = file.read().rstrip(b"\n").decode("utf-8", "replace")
+        with open(f"{directory}/status", "rb") as file:
+            status = dict(line.split(b":", 1) for line in file if b":" in line)
+        uid = int(status[b"Uid"].split()[0])
+        if status[b"State"].split()[0] in (b"Z", b"X"):  # zombie, or dead
+            return None
+    except (OSError, KeyError, ValueError, IndexError):
+        return None
+    argv = _cmdline(directory)
+    if len(name) >= COMM_LENGTH and argv:
+        command = os.path.basename(argv[0])
+        name = command if command.startswith(name) else name
+    return name, argv, uid
+
+
 def _untruncated(directory: str, comm: str) -> str:
+    argv = _cmdline(directory)
+    command = os.path.basename(argv[0]) if argv else ""
+    return command if command.startswith(comm) else comm
+
+
+def _cmdline(directory: str) -> tuple[str, ...]:
+    """A process's argv ((): a kernel thread, a zombie, or not ours to read)."""
     try:
         with open(f"{directory}/cmdline", "rb") as file:
-            argv = file.read().decode("utf-8", "replace")
+            data = file.read().decode("utf-8", "replace")
     except OSError:
-        return comm
+        return ()
+    if not data:
+        return ()
     # A program that rewrote its argv into one string ("nginx: master process")
-    # has no NUL between its words.
-    first = argv.split("\0", 1)[0] if "\0" in argv else argv.split(" ", 1)[0]
-    command = os.path.basename(first)
-    return command if command.startswith(comm) else comm
+    # has spaces, not NULs, between its words.
+    sep = "\0" if data.endswith("\0") else " "
+    argv = data.removesuffix(sep).split(sep)
+    if sep == "\0" and len(argv) == 1 and " " in argv[0]:
+        argv = argv[0].split(" ")
+    return tuple(argv)
 
 
 def cgroup_path(text: str) -> str:
