@@ -256,8 +256,53 @@ def full_check(host: infra.DockerHost, runs: int, label: str, goal: float) -> No
     )
 
 
+# Runs the check in-process and prints the modules it loaded that are not ours (the
+# standard library's, and any third party's), just before the process would end.
+_FOREIGN_MODULES = """
+import contextlib, io, os, runpy, sys
+before = set(sys.modules)
+end = os._exit
+def report(code):
+    found = sorted(m for m in sys.modules if m not in before
+                   and not m.startswith("shipyard_doctor"))
+    os.write(2, ("\\nforeign: " + " ".join(found) + "\\n").encode())
+    end(code)
+os._exit = report
+sys.argv = ["shipyard-doctor", *sys.argv[1:]]
+with contextlib.redirect_stdout(io.StringIO()):
+    runpy.run_module("shipyard_doctor", run_name="__main__")
+"""
+
+
+def floor(host: infra.DockerHost, runs: int) -> None:
+    """What no change to our own code can go below: the interpreter plus the
+    standard-library (and third-party) modules a full check imports."""
+    argv = [PYTHON, "-c", _FOREIGN_MODULES, "check", "--json"]
+    argv += ["--docker-host", host.dockerd.url]
+    done = subprocess.run(
+        host.netns.nsenter_argv(argv), capture_output=True, text=True, env=ENV
+    )
+    listed = [ln for ln in done.stderr.splitlines() if ln.startswith("foreign: ")]
+    if not listed:
+        raise SystemExit(f"could not list the check's modules: {done.stderr}")
+    modules = listed[-1].removeprefix("foreign: ").split()
+    script = "import importlib\nfor m in %r:\n    importlib.import_module(m)\n"
+    info_argv = host.netns.nsenter_argv([docker_cli(), "-H", host.dockerd.url, "info"])
+    info, imports, _ = paired_ms(info_argv, [PYTHON, "-c", script % modules], runs)
+    row(
+        "healthy host: floor",
+        f"{imports:.0f} ms ({imports / info:.1f}x docker info {info:.0f} ms): the "
+        f"interpreter and the {len(modules)} standard-library modules a full check "
+        "imports, none of ours",
+    )
+
+
 def healthy(runs: int) -> None:
-    with_host(lambda host: full_check(host, runs, "healthy host", 6))
+    def body(host: infra.DockerHost) -> None:
+        full_check(host, runs, "healthy host", 6)
+        floor(host, runs)
+
+    with_host(body)
 
 
 def containers(runs: int, count: int = 200) -> None:
