@@ -210,6 +210,11 @@ _path = validate.path
 def _root(value: Any) -> str:
     if not isinstance(value, str) or not value.startswith("/"):
         raise ValueError('must be an absolute path, e.g. "/proc"')
+    if "\x00" in value or not os.path.isdir(value):
+        # Every check reads the process tables under it: none could run.
+        raise ValueError(
+            'must be an existing directory (the proc file system, "/proc")'
+        )
     return value
 
 
@@ -474,7 +479,10 @@ def _show(value: Any) -> str:
 
 
 def _cut(name: str) -> str:
-    """A name from the file, cut short enough for a one-line error."""
+    """A name from the file, cut short enough for a one-line error, its control
+    characters escaped (a section named "\\r" must not break the line)."""
+    if not name.isprintable():
+        name = repr(name)[1:-1]
     return (
         name if len(name) <= validate.SHOWN else f"{name[:40]}... ({len(name)} chars)"
     )

@@ -38,6 +38,15 @@ def write(tmp_path: Path, text: str) -> Path:
         ("[stack.ports]\nnginx = 8080\n", "unknown service 'stack.ports.nginx'"),
         ("[docker]\nhost = 'ftp://x'\n", "'docker.host' must be a URL"),
         ("[checks]\nskip = ['nope']\n", "unknown check id 'nope' in [checks] skip"),
+        # Every check reads the process tables under it: checked when read.
+        (
+            "[host]\nproc_dir = '/nonexistent/proc'\n",
+            "'host.proc_dir' must be an existing directory",
+        ),
+        ("[host]\nproc_dir = '/etc/hostname'\n", "must be an existing directory"),
+        # A control character in a name is escaped: the error stays one line.
+        ('["\\r"]\n', "unknown section [\\r]"),
+        ('[docker]\n"a\\u2028b" = 1\n', "unknown key 'docker.a\\u2028b'"),
     ],
 )
 def test_config_mistakes_exit_2_with_one_line(tmp_path, text, expected):
