@@ -126,17 +126,24 @@ def registrations(groups: Iterable[str]) -> dict[str, list[Registration]]:
 
 
 def _distribution_dirs(seen: set[str]) -> Iterator[str]:
+    """The metadata dirs on sys.path as importlib.metadata finds them: NAME-*.dist-info
+    and NAME-*.egg-info in each entry, and EGG-INFO in an entry that is a .egg."""
     for entry in sys.path:
         base = entry or "."
         try:
             names = sorted(os.listdir(base))
         except OSError:
             continue
+        egg = os.path.basename(base).lower()
         for name in names:
-            stem, dot, suffix = name.rpartition(".")
-            if not dot or suffix not in ("dist-info", "egg-info"):
+            low = name.lower()
+            if low.endswith((".dist-info", ".egg-info")):
+                stem = low.rpartition(".")[0]
+            elif low == "egg-info" and egg.endswith(".egg"):
+                stem = egg.rpartition(".")[0]
+            else:
                 continue
-            key = re.sub(r"[-_.]+", "_", stem.partition("-")[0]).lower()
+            key = re.sub(r"[-_.]+", "_", stem.partition("-")[0])
             if key not in seen:  # first on sys.path wins, even without plugins
                 seen.add(key)
                 yield os.path.join(base, name)

@@ -99,8 +99,20 @@ def test_hand_written_dist_info_and_egg_info(tmp_path):
     other.mkdir()
     (other / "METADATA").write_text("Name: unrelated\n")
     (other / "entry_points.txt").write_text("[pytest11]\nx = y\n")
-    seen = found([tmp_path])
+    # An old-style egg directory as its own sys.path entry (EGG-INFO inside).
+    egg_dir = tmp_path / "eggs" / "Old_Egg-0.9-py3.11.egg"
+    (egg_dir / "EGG-INFO").mkdir(parents=True)
+    (egg_dir / "EGG-INFO" / "PKG-INFO").write_text(
+        "Metadata-Version: 1.0\nName: Old-Egg\n"
+    )
+    (egg_dir / "EGG-INFO" / "entry_points.txt").write_text(
+        "[shipyard_doctor.checks]\nold-check = old:Check\n"
+    )
+    seen = found([tmp_path, egg_dir])
     assert seen["mine"] == seen["importlib"]
+    assert ["old-check", "old:Check", "Old-Egg"] in seen["mine"][
+        "shipyard_doctor.checks"
+    ]
     assert ["odd-check", "odd.checks : OddCheck [extra]", "Odd.Name"] in seen["mine"][
         "shipyard_doctor.checks"
     ]
