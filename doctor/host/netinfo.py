@@ -3,9 +3,8 @@
 Everything here is read through network-namespace-aware sources: ``ip -json -details
 addr`` for every interface's link kind, bridge master, carrier and addresses in one
 answer (getifaddrs through psutil when ``ip`` cannot run), and /proc/net/route for
-routes. /sys/class/net is deliberately not
-used: it shows the namespace that mounted sysfs, not the caller's, so under
-``nsenter --net`` it would describe the wrong host.
+routes. /sys/class/net is deliberately not used: it shows the namespace that mounted
+sysfs, not the caller's, so under ``nsenter --net`` it would describe the wrong host.
 """
 
 from __future__ import annotations
@@ -153,6 +152,7 @@ def _prefix_length(netmask: str) -> int:
 
 
 def _links(host: Host) -> dict[str, dict[str, Any]]:
+    """Every interface's record in ``ip -json -details addr``, by name ({}: no ip)."""
     done = host.run_command(["ip", "-json", "-details", "addr", "show"])
     if not done.ok:
         return {}

@@ -40,7 +40,7 @@ def names(proc: str = "/proc") -> Iterator[tuple[int, str]]:
         finally:
             os.close(fd)
         if len(name) >= COMM_LENGTH:
-            name = _untruncated(f"{proc}/{pid}", name)
+            name = _full_name(name, _cmdline(f"{proc}/{pid}"))
         yield pid, name
 
 
@@ -60,14 +60,12 @@ def details(pid: int, proc: str = "/proc") -> tuple[str, tuple[str, ...], int] |
     except (OSError, KeyError, ValueError, IndexError):
         return None
     argv = _cmdline(directory)
-    if len(name) >= COMM_LENGTH and argv:
-        command = os.path.basename(argv[0])
-        name = command if command.startswith(name) else name
-    return name, argv, uid
+    return _full_name(name, argv) if len(name) >= COMM_LENGTH else name, argv, uid
 
 
-def _untruncated(directory: str, comm: str) -> str:
-    argv = _cmdline(directory)
+def _full_name(comm: str, argv: tuple[str, ...]) -> str:
+    """The name the kernel cut at 15 characters, whole: the command's file name
+    when it begins with what the kernel kept (psutil's rule)."""
     command = os.path.basename(argv[0]) if argv else ""
     return command if command.startswith(comm) else comm
 
