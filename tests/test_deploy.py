@@ -5,6 +5,7 @@ host; HTTP and redis are asked from inside the namespace too."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -439,6 +440,96 @@ def test_ctrl_c_at_any_moment_of_a_deploy_leaves_nothing(host, config, cue):
     assert stack_networks(host) == [], shown
     assert stack_volumes(host) == [], shown
     assert list((config.parent / "state").glob("*.tmp")) == []
+
+
+class _HoldingProxy:
+    """A unix-socket relay to the test dockerd that holds every container-create
+    request for ``hold`` seconds before passing it on, and says when one came. The
+    request reaches dockerd even if the client has hung up meanwhile, as it does
+    when a client is interrupted between sending a request and reading its answer."""
+
+    def __init__(self, path: Path, target: str, hold: float):
+        import socket
+        import threading
+
+        self.path, self.target, self.hold = path, target, hold
+        self.arrived = threading.Event()
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(str(path))
+        self.server.listen(16)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return  # closed
+            daemon = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            daemon.connect(self.target)
+            for relay in (self._requests, self._answers):
+                threading.Thread(
+                    target=relay, args=(client, daemon), daemon=True
+                ).start()
+
+    def _requests(self, client, daemon) -> None:
+        with contextlib.suppress(OSError):
+            while data := client.recv(65536):
+                if b"/containers/create" in data:
+                    self.arrived.set()
+                    time.sleep(self.hold)
+                daemon.sendall(data)
+        time.sleep(self.hold)  # the client is gone: let dockerd finish what it got
+        daemon.close()
+
+    def _answers(self, client, daemon) -> None:
+        with contextlib.suppress(OSError):
+            while data := daemon.recv(65536):
+                client.sendall(data)
+        client.close()
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def test_ctrl_c_while_docker_creates_a_container_leaves_nothing(host, config, tmp_path):
+    # Interrupted between its create request and Docker's answer, a deploy did not
+    # know the new container's id, and dockerd made it after the rollback had looked
+    # for strays: it was left behind (seen in CI). The signal now waits for the
+    # answer, so the rollback removes the container too.
+    other = bystander(host)
+    proxy = _HoldingProxy(
+        tmp_path / "docker.sock", host.dockerd.url.removeprefix("unix://"), hold=1.5
+    )
+    argv = ["deploy", "--yes", "--docker-host", f"unix://{proxy.path}"]
+    argv = [sys.executable, "-m", "shipyard_doctor", *argv, "--config", str(config)]
+    env = {"PATH": os.environ["PATH"], "NO_COLOR": "1", "LANG": "C.UTF-8"}
+    try:
+        with subprocess.Popen(
+            host.netns.nsenter_argv(argv),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        ) as proc:
+            try:
+                assert proxy.arrived.wait(120), "no container was ever created"
+                proc.send_signal(signal.SIGINT)
+                out, err = proc.communicate(timeout=90)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+    finally:
+        proxy.close()
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in err, err
+    time.sleep(2 * proxy.hold)  # whatever the proxy held has reached dockerd now
+    assert containers(host) == {"bystander": other}, out
+    assert stack_networks(host) == [], out
+    assert stack_volumes(host) == [], out
 
 
 # --- asking, repairing, undeploying ---------------------------------------------------

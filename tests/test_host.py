@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 from shipyard_doctor.config import Config
 from shipyard_doctor.host.gateway import Host
@@ -46,11 +47,17 @@ def test_process_names_are_psutils_even_where_the_kernel_cut_them(tmp_path):
     shutil.copy("/bin/sleep", long_name)
     proc = subprocess.Popen([str(long_name), "30"])
     try:
+        # Popen may return before the kernel has renamed the child (vfork: the
+        # parent runs on once the child's memory is replaced, a moment before its
+        # comm is set); wait for the new name.
+        deadline = time.monotonic() + 5
+        comm = Path(f"/proc/{proc.pid}/comm")
+        while comm.read_text().strip() != "shipyard-doctor":
+            assert time.monotonic() < deadline, "the child never became sleep"
+            time.sleep(0.01)
         mine = dict(processes.names())
         theirs = {p.pid: p.info["name"] for p in psutil.process_iter(["name"])}
         assert mine[proc.pid] == "shipyard-doctor-long-process-name"
-        with open(f"/proc/{proc.pid}/comm") as comm:
-            assert comm.read().strip() == "shipyard-doctor"  # what the kernel keeps
         both = set(mine) & set(theirs)
         assert len(both) > 0.9 * len(theirs)  # only processes that came or went
         differ = {p for p in both if mine[p] != theirs[p]}

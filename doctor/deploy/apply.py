@@ -81,21 +81,24 @@ def apply_plan(plan: DeployPlan, daemon: Daemon, reporter: Reporter) -> Outcome:
             save_secrets(plan.secrets)
             stack_labels = labels.labels(plan.stack.name, plan.deploy_id)
             if not plan.network_exists:
-                net = daemon.api.create_network(
-                    plan.network, driver="bridge", labels=stack_labels
-                )
-                made_network.append(net["Id"])
+                with _signals_deferred():
+                    net = daemon.api.create_network(
+                        plan.network, driver="bridge", labels=stack_labels
+                    )
+                    made_network.append(net["Id"])
                 reporter.step(f"created network {plan.network}")
             for volume in plan.new_volumes:
-                daemon.api.create_volume(volume, labels=stack_labels)
-                made_volumes.append(volume)
+                with _signals_deferred():
+                    daemon.api.create_volume(volume, labels=stack_labels)
+                    made_volumes.append(volume)
                 reporter.step(f"created volume {volume}")
             for found in plan.replace:
                 daemon.remove_container(found.id, volumes=False)
                 reporter.step(f"removed leftover {found.name} ({found.state})")
             for spec in plan.create:
-                cid = _create(daemon, plan, spec)
-                created.append((spec.name, cid))
+                with _signals_deferred():
+                    cid = _create(daemon, plan, spec)
+                    created.append((spec.name, cid))
                 daemon.api.start(cid)
                 reporter.step(
                     f"started {spec.name} ({spec.image}); waiting for "
@@ -268,6 +271,30 @@ def _add_strays(
         ours = (net.get("Labels") or {}).get(labels.DEPLOY_ID) == plan.deploy_id
         if ours:
             networks.append(net["Id"])
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Ctrl-C or SIGTERM while Docker creates something takes effect once its answer
+    (the new object's id) is in and recorded. Cut off between the request and the
+    answer, dockerd still creates the object, possibly after the rollback looked for
+    strays: it would be left behind. The wait is bounded by the API's timeout."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: list[int] = []
+
+    def later(signum: int, frame: object) -> None:
+        came.append(signum)
+
+    old = {s: signal.signal(s, later) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    if came:
+        raise KeyboardInterrupt(f"signal {came[0]}")
 
 
 @contextlib.contextmanager
