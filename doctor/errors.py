@@ -65,14 +65,32 @@ class Interrupted(KeyboardInterrupt):
 
 
 def interrupt(signum: int, frame: FrameType | None) -> None:
-    """The handler of Ctrl-C and SIGTERM: a KeyboardInterrupt, but not inside the
-    import machinery: raised there (in a module lock's cleanup) it is lost, or leaves
-    a lock taken that deadlocks the check threads' imports. There the same signal
-    comes again 10 ms later."""
-    if frame is not None and frame.f_code.co_filename.startswith("<frozen importlib"):
+    """The handler of Ctrl-C and SIGTERM: a KeyboardInterrupt, but not where it
+    would be lost (see :func:`must_wait`): there the same signal comes again 10 ms
+    later."""
+    if frame is not None and must_wait(frame):
         threading.Timer(0.01, signal.raise_signal, (signum,)).start()
         return
     raise KeyboardInterrupt
+
+
+# Weak references' callbacks: Python prints what they raise ("Exception ignored
+# in") and goes on. A check thread that ends drops out of threading's WeakSet.
+_CALLBACK_FILES = ("/_weakrefset.py", "/weakref.py")
+
+
+def must_wait(frame: FrameType) -> bool:
+    """Whether a KeyboardInterrupt raised in *frame* would be lost or do harm: in
+    the import machinery (in a module lock's cleanup it is lost, or it leaves a lock
+    taken that deadlocks the check threads' imports), in a ``__del__`` or in a weak
+    reference's callback (Python prints a traceback, "Exception ignored in", and
+    goes on as if no signal had come)."""
+    code = frame.f_code
+    return (
+        code.co_filename.startswith("<frozen importlib")
+        or code.co_name == "__del__"
+        or code.co_filename.endswith(_CALLBACK_FILES)
+    )
 
 
 def interrupted_by(exc: BaseException) -> bool:

@@ -13,6 +13,8 @@ import signal
 import subprocess
 import sys
 import time
+import types
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +23,7 @@ import pytest
 from doctor_cli import run_doctor
 from shipyard_doctor.cli import main
 from shipyard_doctor.context import Environment
+from shipyard_doctor.errors import must_wait
 from shipyard_doctor.host import files
 
 LONG = "x" * 10_000
@@ -402,6 +405,67 @@ def test_a_signal_inside_the_import_machinery_comes_again_after_it():
         "import ended normally",
         "interrupted after the import",
     ]
+
+
+DEL_PROBE = """
+import signal, time
+from shipyard_doctor.errors import interrupt
+
+class Dropped:
+    def __del__(self):
+        signal.raise_signal(signal.SIGTERM)  # the handler runs in this frame
+        print("__del__ ended normally")
+
+signal.signal(signal.SIGTERM, interrupt)
+try:
+    Dropped()
+    time.sleep(5)
+    print("the signal was lost")
+except KeyboardInterrupt:
+    print("interrupted after __del__")
+"""
+
+
+def test_a_signal_inside_a_finalizer_comes_again_after_it():
+    # Raised in __del__ (or a weak reference's callback), Python would print
+    # "Exception ignored in" with a traceback and lose the signal.
+    done = subprocess.run(
+        [sys.executable, "-c", DEL_PROBE],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert done.stdout.splitlines() == [
+        "__del__ ended normally",
+        "interrupted after __del__",
+    ]
+
+
+def test_a_weak_set_callback_is_a_frame_to_wait_in():
+    # A check thread that ends leaves threading's WeakSet through _remove: the frame
+    # a SIGTERM landed in, in CI, and lost its way.
+    seen: list[types.FrameType] = []
+
+    def profile(frame, event, arg):
+        if event == "call" and frame.f_code.co_name == "_remove":
+            seen.append(frame)
+
+    class Member:
+        pass
+
+    members = weakref.WeakSet()
+    member = Member()
+    members.add(member)
+    sys.setprofile(profile)
+    try:
+        del member
+    finally:
+        sys.setprofile(None)
+    assert seen and seen[0].f_code.co_filename.endswith("_weakrefset.py")
+    assert must_wait(seen[0])
+    assert not must_wait(sys._getframe())  # an ordinary frame: raise at once
 
 
 def test_console_script_handles_ctrl_c_too():
