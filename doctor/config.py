@@ -13,12 +13,13 @@ import re
 import stat
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from pathlib import Path
 from typing import Any
 
 from shipyard_doctor import validate
 from shipyard_doctor.errors import ConfigError
+from shipyard_doctor.records import record
 from shipyard_doctor.stacks import load_stack
 
 DEFAULT_PATH = Path("/etc/shipyard-doctor/config.toml")
@@ -28,7 +29,7 @@ DEFAULT_DOCKER_SOCKET = "unix:///var/run/docker.sock"
 MAX_CONFIG_BYTES = 1024 * 1024
 
 
-@dataclass(frozen=True)
+@record
 class DockerConfig:
     """The ``[docker]`` table: how to reach dockerd, and where its files are."""
 
@@ -42,7 +43,7 @@ class DockerConfig:
     restart_command: str = ""  # how to restart dockerd without systemd (fixes)
 
 
-@dataclass(frozen=True)
+@record
 class AgentConfig:
     """The ``[agent]`` table: where the Shipyard agent and its libraries are."""
 
@@ -50,7 +51,7 @@ class AgentConfig:
     lib_dir: str = "/opt/shipyard/lib"  # a writable place for libraries it needs
 
 
-@dataclass(frozen=True)
+@record
 class StackConfig:
     """The ``[stack]`` table: the Shipyard stack to check and deploy, its host ports,
     image substitutes and where its secrets are kept."""
@@ -63,7 +64,7 @@ class StackConfig:
     state_dir: str = "/var/lib/shipyard-doctor/stacks"
 
 
-@dataclass(frozen=True)
+@record
 class ChecksConfig:
     """The ``[checks]`` table: the timeout per check, the checks to skip or ignore."""
 
@@ -72,7 +73,7 @@ class ChecksConfig:
     ignore: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@record
 class HostConfig:
     """The ``[host]`` table: where the doctor reads this host (binaries, libraries,
     units, DHCP leases, the kernel's tables); tests point it at temp dirs."""
@@ -136,7 +137,7 @@ class HostConfig:
     )
 
 
-@dataclass(frozen=True)
+@record
 class ReportConfig:
     """The ``[report]`` table: how long each collector of ``report`` may take and how
     much of each log it keeps."""
@@ -145,14 +146,14 @@ class ReportConfig:
     log_lines: int = 50  # last lines of each container's and dockerd's log
 
 
-@dataclass(frozen=True)
+@record
 class FixConfig:
     """The ``[fix]`` table: where fixes keep the backups and records ``undo`` uses."""
 
     journal_dir: str = "/var/lib/shipyard-doctor/journal"  # backups for `undo`
 
 
-@dataclass(frozen=True)
+@record
 class Config:
     """The whole configuration: one field per table of the file, and the file itself."""
 

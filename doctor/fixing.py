@@ -13,12 +13,13 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from shipyard_doctor.errors import DoctorError, ExitCode
 from shipyard_doctor.host import commands
+from shipyard_doctor.records import record
 
 if TYPE_CHECKING:
     from shipyard_doctor.fixengine.journal import RunJournal
@@ -32,7 +33,7 @@ class FixError(DoctorError):
     exit_code = ExitCode.PROBLEMS
 
 
-@dataclass(frozen=True)
+@record
 class FixOptions:
     """What the user allowed on the command line, beyond the default safe route."""
 
@@ -58,7 +59,7 @@ class Step:
         raise NotImplementedError
 
 
-@dataclass(frozen=True)
+@record
 class WriteFile(Step):
     """Write a whole file (atomically); the journal keeps the original bytes."""
 
@@ -105,7 +106,7 @@ class WriteFile(Step):
         _atomic(self.path, lambda tmp: Path(tmp).write_text(self.content), mode)
 
 
-@dataclass(frozen=True)
+@record
 class Symlink(Step):
     """Create (or point) a symlink; the journal keeps what was there before."""
 
@@ -123,7 +124,7 @@ class Symlink(Step):
         _atomic(self.path, lambda tmp: os.symlink(self.target, tmp), None)
 
 
-@dataclass(frozen=True)
+@record
 class RunCommand(Step):
     """Run a command; ``inverse`` (if any) is what ``undo`` runs to reverse it.
 
@@ -163,7 +164,7 @@ class RunCommand(Step):
                 raise FixError(f"{_shell(self.argv)} exited {done.returncode}{tail}")
 
 
-@dataclass(frozen=True)
+@record
 class Action(Step):
     """An in-process change (e.g. removing a container through the Docker API) that
     has no automatic inverse; undo lists it as not reversible."""
@@ -187,7 +188,7 @@ class Action(Step):
                 raise FixError(f"{self.what}: {type(exc).__name__}: {exc}") from exc
 
 
-@dataclass(frozen=True)
+@record
 class Plan:
     """What a fix would do on this host. ``steps`` empty: nothing it can do here,
     and ``summary`` says why (or what the user must do by hand)."""

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
+from shipyard_doctor.records import record
+
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
 
@@ -43,7 +45,7 @@ class Evidence(Protocol):
 K = TypeVar("K", bound=Enum)
 
 
-@dataclass(frozen=True)
+@record
 class Problem(Generic[K]):
     """One thing a check found wrong: its kind (what fixes read), its status and the
     sentence the check wrote for the user."""
@@ -97,7 +99,7 @@ def and_more(first: str, more: int, noun: str = "") -> str:
     return f"{first} (and {more} more{what})"
 
 
-@dataclass(frozen=True)
+@record
 class Result:
     """What one check found.
 
@@ -169,7 +171,7 @@ class Check:
         raise NotImplementedError
 
 
-@dataclass(frozen=True)
+@record
 class CheckRun:
     """One check as the user sees it: its identity, its result and how it went."""
 
@@ -209,7 +211,7 @@ class CheckRun:
 SCHEMA_VERSION = 1  # of the --json document; bump on any incompatible change
 
 
-@dataclass(frozen=True)
+@record
 class Report:
     """A whole ``check`` run: what every renderer (and later ``report``) consumes."""
 

@@ -9,8 +9,10 @@ the configuration file. Each command has its own options class.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
+
+from shipyard_doctor.records import record
 
 if TYPE_CHECKING:  # each command's own options load with that command only
     from shipyard_doctor.config import Config
@@ -22,7 +24,7 @@ if TYPE_CHECKING:  # each command's own options load with that command only
     from shipyard_doctor.report.options import ReportOptions
 
 
-@dataclass(frozen=True)
+@record
 class ConfigOptions:
     """Where the configuration comes from, and the flags that override it."""
 
@@ -32,7 +34,7 @@ class ConfigOptions:
     timeout: float | None = None  # check --timeout (per check, seconds)
 
 
-@dataclass(frozen=True)
+@record
 class FixingOptions:
     """How fixes may be applied: the flags shared by ``check --fix`` and ``fix``."""
 
@@ -43,7 +45,7 @@ class FixingOptions:
     command: tuple[str, ...] = ("shipyard-doctor",)  # recorded in the journal
 
 
-@dataclass(frozen=True)
+@record
 class CheckOptions:
     """``check``'s options: which checks run, how results are shown, whether to fix."""
 
@@ -62,7 +64,7 @@ class CheckOptions:
         return self.fix or self.fixing.yes or self.fixing.dry_run
 
 
-@dataclass(frozen=True)
+@record
 class FixCommandOptions:
     """``fix ID``'s options: the fix to apply, and how."""
 
@@ -72,7 +74,7 @@ class FixCommandOptions:
     fixing: FixingOptions = FixingOptions()
 
 
-@dataclass(frozen=True)
+@record
 class UndoOptions:
     """``undo``'s options: the fix run to undo, or ``--list`` of the recorded runs."""
 
@@ -82,7 +84,7 @@ class UndoOptions:
     command: tuple[str, ...] = ("shipyard-doctor", "undo")  # shown in the lock
 
 
-@dataclass(frozen=True)
+@record
 class ListOptions:
     """``list``'s options: the installed checks and fixes as a table or as JSON."""
 
@@ -90,14 +92,14 @@ class ListOptions:
     json: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class CompletionOptions:
     """``completion``'s options: the shell to print a completion script for."""
 
     shell: str  # bash, zsh or fish
 
 
-@dataclass(frozen=True)
+@record
 class DeployCommandOptions:
     """``deploy``'s options: configuration overrides and the deploy's own flags."""
 
@@ -105,7 +107,7 @@ class DeployCommandOptions:
     deploy: DeployOptions  # doctor/deploy/options.py; its stack comes from config
 
 
-@dataclass(frozen=True)
+@record
 class StatusCommandOptions:
     """``status``'s options: configuration overrides and the stack to inspect."""
 
@@ -113,7 +115,7 @@ class StatusCommandOptions:
     status: StatusOptions
 
 
-@dataclass(frozen=True)
+@record
 class UndeployCommandOptions:
     """``undeploy``'s options: configuration overrides and what to remove."""
 
@@ -121,7 +123,7 @@ class UndeployCommandOptions:
     undeploy: UndeployOptions
 
 
-@dataclass(frozen=True)
+@record
 class ReportCommandOptions:
     """``report``'s options: configuration overrides and the report's own flags."""
 

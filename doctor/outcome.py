@@ -9,17 +9,17 @@ fixes were offered); the CLI hands it, or the exception that ended the command, 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from shipyard_doctor.errors import ExitCode
+from shipyard_doctor.records import record
 
 if TYPE_CHECKING:
     from shipyard_doctor.fixengine.fixrun import FixReport
     from shipyard_doctor.model import CheckRun
 
 
-@dataclass(frozen=True)
+@record
 class CommandOutcome:
     """The end of a command that ran: its checks, and its fixes when it offered any."""
 

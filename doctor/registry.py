@@ -19,16 +19,17 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import NamedTuple, TypeVar
 
 from shipyard_doctor.model import CHECK_ID, Check
+from shipyard_doctor.records import record
 
 CHECKS_GROUP = "shipyard_doctor.checks"
 FIXES_GROUP = "shipyard_doctor.fixes"
 
 
-@dataclass(frozen=True)
+@record
 class CheckPlugin:
     """A check that loaded: its metadata, its class and where it was registered."""
 
@@ -41,7 +42,7 @@ class CheckPlugin:
     distribution: str
 
 
-@dataclass(frozen=True)
+@record
 class FixPlugin:
     """A fix that loaded: what it repairs, its class and where it was registered."""
 
@@ -53,7 +54,7 @@ class FixPlugin:
     distribution: str
 
 
-@dataclass(frozen=True)
+@record
 class BrokenPlugin:
     """A plugin that failed to import or is malformed, and why; the run reports it as
     an ``error`` for its id."""
@@ -65,7 +66,7 @@ class BrokenPlugin:
     distribution: str
 
 
-@dataclass(frozen=True)
+@record
 class Registry:
     """Every plugin found: the checks and fixes by id, and the broken ones."""
 

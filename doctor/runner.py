@@ -10,16 +10,17 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from shipyard_doctor.host.gateway import Host
 from shipyard_doctor.model import CheckRun, Result, Status
+from shipyard_doctor.records import record
 from shipyard_doctor.registry import BrokenPlugin, CheckPlugin, Registry
 
 Progress = Callable[[CheckRun], None]
 
 
-@dataclass(frozen=True)
+@record
 class Selection:
     """What to run: check ids in order, and the reasons for those not to run."""
 

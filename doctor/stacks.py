@@ -19,11 +19,11 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 from shipyard_doctor.errors import ConfigError
+from shipyard_doctor.records import record
 from shipyard_doctor.validate import shown
 
 #: What ``${...}`` may name in a stack's env, command, entrypoint and volume sources.
@@ -35,7 +35,7 @@ RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")
 _PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 
 
-@dataclass(frozen=True)
+@record
 class PortMapping:
     """A port a service publishes (``-p``): container port, host port and protocol."""
 
@@ -44,7 +44,7 @@ class PortMapping:
     protocol: str = "tcp"
 
 
-@dataclass(frozen=True)
+@record
 class Probe:
     """How to tell a started service is ready: ``http`` (GET path answers < 400),
     ``tcp`` (the port accepts), ``redis`` (PING answers PONG) on the container's
@@ -56,7 +56,7 @@ class Probe:
     timeout: float = 60.0
 
 
-@dataclass(frozen=True)
+@record
 class Link:
     """What `--link service:alias` gave: the name to reach it by, and its legacy
     environment (ALIAS_PORT_6379_TCP_ADDR, ALIAS_ENV_DB_PASS, ...)."""
@@ -65,7 +65,7 @@ class Link:
     alias: str
 
 
-@dataclass(frozen=True)
+@record
 class Volume:
     """A mount of a service: a named volume or a host path, at a target."""
 
@@ -75,7 +75,7 @@ class Volume:
     read_only: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class Service:
     """One service of a stack: its container and what ``docker run`` said for it."""
 
@@ -110,7 +110,7 @@ class Service:
         )
 
 
-@dataclass(frozen=True)
+@record
 class Client:
     """A program of the stack that calls the Docker API with a fixed API version."""
 
@@ -120,7 +120,7 @@ class Client:
     service: str = ""  # the service that runs it ("" = always deployed)
 
 
-@dataclass(frozen=True)
+@record
 class HostPort:
     """A fixed host port the stack publishes, after configuration overrides."""
 
@@ -136,7 +136,7 @@ class HostPort:
         return self.port != self.default
 
 
-@dataclass(frozen=True)
+@record
 class Login:
     """The stack UI's login: the admin user, its 2014 default password, and the
     variable that sets another at first start."""
@@ -146,7 +146,7 @@ class Login:
     password_env: str = ""  # the env var that sets it at first start ("" = cannot)
 
 
-@dataclass(frozen=True)
+@record
 class Stack:
     """A Shipyard stack: its services, its UI, the Docker clients it ships and the
     network a deploy creates."""

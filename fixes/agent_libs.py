@@ -19,7 +19,6 @@ from __future__ import annotations
 import fnmatch
 import glob
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +31,7 @@ from shipyard_doctor.fixing import (
     Symlink,
     WriteFile,
 )
+from shipyard_doctor.records import record
 
 if TYPE_CHECKING:
     from shipyard_doctor.fixengine.journal import RunJournal
@@ -45,7 +45,7 @@ ABI_RISK = (
 )
 
 
-@dataclass(frozen=True)
+@record
 class RebuildLdCache(RunCommand):
     """ldconfig, with the old cache kept in the journal: undo restores it
     byte-identical. (Undo runs inverses before it restores files, so an inverse

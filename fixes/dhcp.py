@@ -30,7 +30,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING
 
 from shipyard_doctor.fixing import (
@@ -43,6 +43,7 @@ from shipyard_doctor.fixing import (
     Step,
 )
 from shipyard_doctor.model import Result
+from shipyard_doctor.records import record
 
 if TYPE_CHECKING:
     from shipyard_doctor.fixengine.journal import RunJournal
@@ -65,7 +66,7 @@ NO_LEASE = {
 }
 
 
-@dataclass(frozen=True)
+@record
 class LeaseRequest(RunCommand):
     """``dhclient -1``, ``udhcpc -n -q``: the files it writes are backed up first
     (undo restores them), and a client that got no lease says no server answered."""
@@ -87,7 +88,7 @@ class LeaseRequest(RunCommand):
             ) from exc
 
 
-@dataclass(frozen=True)
+@record
 class AwaitAddress(Step):
     """Wait for a client that was only told to ask (it answers in the background)."""
 
@@ -112,7 +113,7 @@ class AwaitAddress(Step):
             time.sleep(0.2)
 
 
-@dataclass(frozen=True)
+@record
 class Renewal:
     """What the fix does for one interface; without steps, ``summary`` says why not."""
 

@@ -15,7 +15,6 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from shipyard_doctor.deploy import labels, probes
@@ -25,9 +24,10 @@ from shipyard_doctor.deploy.events import Reporter
 from shipyard_doctor.deploy.plan import ContainerSpec, DeployPlan
 from shipyard_doctor.deploy.secrets import redact, save_secrets
 from shipyard_doctor.errors import sigterm_interrupts
+from shipyard_doctor.records import record
 
 
-@dataclass(frozen=True)
+@record
 class Failure:
     """What stopped a deploy: one line, and the failing container with its last logs."""
 
@@ -36,7 +36,7 @@ class Failure:
     logs: tuple[str, ...] = ()  # the failing container's last log lines
 
 
-@dataclass(frozen=True)
+@record
 class Outcome:
     """How applying a deploy plan ended: the containers created, or the failure and
     what the rollback removed."""

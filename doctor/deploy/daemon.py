@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from shipyard_doctor.deploy.errors import DeployError
 from shipyard_doctor.host.dockerapi import DockerProbe, Endpoint, Problem, make_client
 from shipyard_doctor.host.gateway import Host
+from shipyard_doctor.records import record
 
 API_TIMEOUT = 60.0
 
 
-@dataclass(frozen=True)
+@record
 class Found:
     """A container that exists, as deploy, status and undeploy see it."""
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
+
+from shipyard_doctor.records import record
 
 
-@dataclass(frozen=True)
+@record
 class DeployOptions:
     """``deploy``'s flags: the stack, image mapping, admin password and how to ask."""
 
@@ -21,7 +23,7 @@ class DeployOptions:
     rich: bool = False  # a terminal to draw progress on
 
 
-@dataclass(frozen=True)
+@record
 class StatusOptions:
     """``status``'s flags: the stack to inspect, and whether to print JSON."""
 
@@ -29,7 +31,7 @@ class StatusOptions:
     json: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class UndeployOptions:
     """``undeploy``'s flags: the stack, whether its volumes go too, how to confirm."""
 

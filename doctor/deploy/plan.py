@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import secrets as random
 import socket
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import StrEnum
 
 from shipyard_doctor.config import Config
@@ -19,6 +19,7 @@ from shipyard_doctor.deploy import labels
 from shipyard_doctor.deploy.daemon import Daemon, Found
 from shipyard_doctor.deploy.options import DeployOptions
 from shipyard_doctor.deploy.secrets import StackSecrets
+from shipyard_doctor.records import record
 from shipyard_doctor.stacks import Probe, Service, Stack
 
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
@@ -31,7 +32,7 @@ class Action(StrEnum):
     LEGACY = "legacy"  # deployed and running, by another tool (no labels)
 
 
-@dataclass(frozen=True)
+@record
 class ContainerSpec:
     """A container a deploy creates: a stack service, ready for the Docker API."""
 
@@ -56,7 +57,7 @@ class ContainerSpec:
         return tuple(k for k, _ in self.env)
 
 
-@dataclass(frozen=True)
+@record
 class DeployPlan:
     """What a deploy will do: the containers to create, keep and replace, the network,
     volumes and pulls, decided before anything is touched."""

@@ -9,16 +9,15 @@ half-deployed stack (which the deploy repairs).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from shipyard_doctor.host.gateway import Host
 from shipyard_doctor.model import CheckRun, Status
+from shipyard_doctor.records import record
 from shipyard_doctor.stacks import Stack
 
 CHECKS = ("docker-daemon", "docker-state", "ports", "nat-docker", "docker-compat")
 
 
-@dataclass(frozen=True)
+@record
 class Blocker:
     """A check's problem that stops a deploy (unless ``--force``), with its fixes."""
 
@@ -28,7 +27,7 @@ class Blocker:
     hints: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@record
 class Preflight:
     """The checks run before a deploy, and the problems among them that block it."""
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 from shipyard_doctor.deploy.errors import DeployError
+from shipyard_doctor.records import record
 
 
-@dataclass(frozen=True)
+@record
 class StackSecrets:
     """A stack's database and admin passwords, and the 0600 file that keeps them."""
 

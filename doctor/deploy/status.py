@@ -7,16 +7,16 @@ containers and the stack's image. Nothing else is ever listed for removal.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from shipyard_doctor.deploy import labels, probes
 from shipyard_doctor.deploy.daemon import Daemon, Found
 from shipyard_doctor.deploy.plan import stack_containers
+from shipyard_doctor.records import record
 from shipyard_doctor.stacks import Stack
 
 
-@dataclass(frozen=True)
+@record
 class ServiceStatus:
     """One service of a stack on this daemon: its container, if any, and whether it
     answers its readiness probe."""
@@ -49,7 +49,7 @@ class ServiceStatus:
         }
 
 
-@dataclass(frozen=True)
+@record
 class StackStatus:
     """How a stack stands on this daemon: each service, its network and volumes."""
 
@@ -101,7 +101,7 @@ def stack_status(daemon: Daemon, stack: Stack, probe: bool = True) -> StackStatu
     )
 
 
-@dataclass(frozen=True)
+@record
 class UndeployPlan:
     """What ``undeploy`` removes: the stack's containers and networks, and its volumes
     with ``--volumes``."""

@@ -20,6 +20,7 @@ from shipyard_doctor.errors import DoctorError, Interrupted
 from shipyard_doctor.fixengine.journal import Journal, JournalError, RunJournal
 from shipyard_doctor.fixing import FixError, FixOptions, Plan
 from shipyard_doctor.model import CheckRun, Status
+from shipyard_doctor.records import record
 from shipyard_doctor.registry import Registry
 
 
@@ -40,7 +41,7 @@ class Outcome(StrEnum):
     FAILED = "failed"  # a step failed; what it had done was rolled back
 
 
-@dataclass(frozen=True)
+@record
 class FixReport:
     """What became of one fix; built once, when it is decided."""
 

@@ -22,12 +22,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from shipyard_doctor.records import record
 
-@dataclass(frozen=True)
+
+@record
 class FileEntry:
     """What a file was before a step changed it."""
 
@@ -68,7 +69,7 @@ class FileEntry:
         )
 
 
-@dataclass(frozen=True)
+@record
 class CommandEntry:
     """A command a fix ran (or started: ``state`` stays ``started`` if the run was
     interrupted while it ran)."""
@@ -108,7 +109,7 @@ class CommandEntry:
         )
 
 
-@dataclass(frozen=True)
+@record
 class IrreversibleEntry:
     """A journalled change made in-process, with no inverse: undo leaves it as it is."""
 
@@ -132,7 +133,7 @@ def entry_from_dict(doc: dict[str, Any]) -> Entry:
     raise ValueError(f"unknown journal entry type {kind!r}")
 
 
-@dataclass(frozen=True)
+@record
 class FixRecord:
     """One fix within a run, and what it did, in order."""
 
@@ -164,7 +165,7 @@ class FixRecord:
         )
 
 
-@dataclass(frozen=True)
+@record
 class Manifest:
     """One fix run."""
 

@@ -13,13 +13,13 @@ not, the step fails and the engine rolls the fix back.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from shipyard_doctor.fixing import FixError, Step
 from shipyard_doctor.host import iptables
 from shipyard_doctor.host.dockerapi import make_client, parse_endpoint, probe
 from shipyard_doctor.host.facts import Unavailable
+from shipyard_doctor.records import record
 
 if TYPE_CHECKING:
     from shipyard_doctor.config import Config
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 SETTLE_SECONDS = 15.0
 
 
-@dataclass(frozen=True)
+@record
 class BrokenPort:
     """A port a running container publishes whose DNAT rule is missing."""
 
@@ -52,7 +52,7 @@ def _wait_for_api(endpoint: str, timeout: float, min_api: str) -> bool:
     return False
 
 
-@dataclass(frozen=True)
+@record
 class RestartContainers(Step):
     """``docker restart`` of the named containers: their port mappings come back,
     their ids stay. Not reversible (and nothing to reverse)."""
@@ -89,7 +89,7 @@ class RestartContainers(Step):
         )
 
 
-@dataclass(frozen=True)
+@record
 class VerifyMappings(Step):
     """Fails unless every broken port has its DNAT rule again and every container
     that was running still runs with the same id (the engine then rolls back)."""

@@ -15,10 +15,10 @@ risk says which.
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from shipyard_doctor.host import daemonconf, manager
+from shipyard_doctor.records import record
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.daemonconf import DaemonSetup
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 Argv = tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@record
 class Restart:
     """How dockerd is restarted here: the commands, and where that came from."""
 

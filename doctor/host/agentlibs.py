@@ -10,7 +10,6 @@ agent-libs reads :class:`AgentLibsEvidence`.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shipyard_doctor.host.agent import wrapper_lib_path, wrapper_path
@@ -24,12 +23,13 @@ from shipyard_doctor.host.ldso import (
     ld_so_cache,
     resolve_all,
 )
+from shipyard_doctor.records import record
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
 
 
-@dataclass(frozen=True)
+@record
 class Missing:
     """A library the agent needs that the loader would not find, and the files on this
     host that might stand in for it."""
@@ -43,7 +43,7 @@ class Missing:
         return tuple(c.path for c in self.candidates if c.usable)
 
 
-@dataclass(frozen=True)
+@record
 class AgentLibsEvidence:
     """The agent-libs evidence: the agent binary's libraries as its loader would
     resolve them, and the ones it would not find."""

@@ -11,12 +11,12 @@ daemon/config/config.go, distribution/errors.go at the tags named there).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from shipyard_doctor.host.dockerapi import describe_error
 from shipyard_doctor.host.facts import Unavailable, host_fact
+from shipyard_doctor.records import record
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
@@ -70,7 +70,7 @@ def schema1_pull(engine: str) -> Schema1Pull:
     return Schema1Pull.SUPPORTED
 
 
-@dataclass(frozen=True)
+@record
 class ApiAnswer:
     """What the daemon said to GET /v<api>/version."""
 
@@ -132,7 +132,7 @@ def local_images(host: Host) -> frozenset[str] | Unavailable:
 # --- the docker-compat evidence ---------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class ClientAnswer:
     """The daemon's answer to a Docker client of the stack, asked at its API version."""
 
@@ -140,7 +140,7 @@ class ClientAnswer:
     answer: ApiAnswer
 
 
-@dataclass(frozen=True)
+@record
 class CompatEvidence:
     """The daemon's API range, each stack client's answer, and the schema 1 images."""
 

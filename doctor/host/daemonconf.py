@@ -14,7 +14,6 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -23,6 +22,7 @@ from shipyard_doctor.host.dockerapi import DockerProbe, parse_endpoint, probe
 from shipyard_doctor.host.facts import host_fact
 from shipyard_doctor.host.sockets import socket_owners
 from shipyard_doctor.host.systemd import command_argv, docker_units, unit_environment
+from shipyard_doctor.records import record
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host, ProcessInfo
@@ -50,7 +50,7 @@ _VALUE_FLAGS = {
 _BOOL_FLAGS = ("tls", "tlsverify", "iptables", "ip-forward")
 
 
-@dataclass(frozen=True)
+@record
 class DockerdFlags:
     """What a dockerd command line says (None: the flag is not given)."""
 
@@ -112,7 +112,7 @@ def read_json_object(path: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-@dataclass(frozen=True)
+@record
 class DaemonJson:
     """dockerd's daemon.json as read: its ``"hosts"`` and TLS settings, or the error."""
 
@@ -160,7 +160,7 @@ def _bool(value: Any) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
-@dataclass(frozen=True)
+@record
 class ApiAddress:
     """One API address as dockerd normalises it (moby opts/hosts.go ParseHost)."""
 
@@ -210,7 +210,7 @@ def parse_api_address(text: str, tls: bool = False) -> ApiAddress:
     )
 
 
-@dataclass(frozen=True)
+@record
 class DaemonSetup:
     """How dockerd runs (or will run): its command line and its daemon.json."""
 
@@ -295,7 +295,7 @@ def setup_from_argv(origin: str, argv: Sequence[str], default_json: str) -> Daem
     )
 
 
-@dataclass(frozen=True)
+@record
 class UnitSetup:
     """docker.service's effective ExecStart, and what it cannot tell by itself."""
 

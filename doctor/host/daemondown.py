@@ -5,11 +5,11 @@ configuration predicts, else the log's last error lines.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shipyard_doctor.host import daemonconf, manager
 from shipyard_doctor.host.dockerapi import DockerProbe, Problem
+from shipyard_doctor.records import record
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.daemonconf import DaemonSetup
@@ -40,7 +40,7 @@ def describe_probe(
     return lines + [f"running: {p.describe()}" for p in running]
 
 
-@dataclass(frozen=True)
+@record
 class WhyDown:
     """Why no daemon runs: the known causes in its log, else the conflict its
     configuration predicts, else the log's last error lines."""
@@ -106,7 +106,7 @@ def _looks_like_error(line: str) -> bool:
     return any(w in lowered for w in ("level=error", "level=fatal", "failed", "error"))
 
 
-@dataclass(frozen=True)
+@record
 class DaemonEvidence:
     """The docker-daemon evidence: the endpoint's probe and, if no daemon runs, why."""
 

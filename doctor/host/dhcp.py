@@ -21,13 +21,13 @@ import ipaddress
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shipyard_doctor.host import files, netinfo
 from shipyard_doctor.host.facts import host_fact
+from shipyard_doctor.records import record
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.dhcpwire import IPv4
@@ -62,7 +62,7 @@ _MAX_LEASE_FILE = 1 << 20
 # --- clients -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class DhcpClient:
     """A running DHCP client process, and what its command line says it serves."""
 
@@ -154,7 +154,7 @@ def parse_client_argv(
 # --- leases ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class Lease:
     """One DHCPv4 lease as a client recorded it."""
 
@@ -203,7 +203,7 @@ class Lease:
         return text
 
 
-@dataclass(frozen=True)
+@record
 class LeaseScan:
     """The DHCP leases read from the lease directories, and the unreadable files."""
 

@@ -9,13 +9,13 @@ that serve it, its newest lease and the probe's answer.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from shipyard_doctor.host import dhcp, netinfo
 from shipyard_doctor.host.dhcp import DhcpClient, Lease, LeaseScan
+from shipyard_doctor.records import record
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.dhcpwire import ProbeResult
@@ -62,7 +62,7 @@ def lease_for(iface: Interface, leases: Sequence[Lease]) -> Lease | None:
     return max(reversed(mine), key=lambda le: le.expire or _NEVER, default=None)
 
 
-@dataclass(frozen=True)
+@record
 class InterfaceFinding:
     """One interface as the dhcp check judges it: its state, the clients that serve
     it, its newest lease and the probe's answer."""
@@ -104,7 +104,7 @@ class InterfaceFinding:
         }
 
 
-@dataclass(frozen=True)
+@record
 class LeaseRequest:
     """What the fix needs of a failed interface: its name and its clients."""
 
@@ -112,7 +112,7 @@ class LeaseRequest:
     clients: tuple[DhcpClient, ...]
 
 
-@dataclass(frozen=True)
+@record
 class DhcpEvidence:
     """The dhcp evidence: every interface judged, the DHCP clients running, the lease
     files read and the probes' answers."""

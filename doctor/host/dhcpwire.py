@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from shipyard_doctor.host.facts import host_fact
+from shipyard_doctor.records import record
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
@@ -33,7 +34,7 @@ _ETH_P_IP = 0x0800
 _PACKET_OUTGOING = 4  # linux/if_packet.h
 
 
-@dataclass(frozen=True)
+@record
 class DhcpMessage:
     """A BOOTP/DHCP message (RFC 2131): the fixed fields the probe uses, and its
     options by code."""
@@ -126,7 +127,7 @@ def build_discover(xid: int, mac: bytes) -> bytes:
     return (header + options).ljust(300, b"\0")
 
 
-@dataclass(frozen=True)
+@record
 class Offer:
     """A DHCPOFFER: the server that sent it, the address offered and for how long."""
 
@@ -135,7 +136,7 @@ class Offer:
     lease_seconds: int | None
 
 
-@dataclass(frozen=True)
+@record
 class ProbeResult:
     """What the DISCOVER probe got on one interface: offers, or why it was not sent."""
 

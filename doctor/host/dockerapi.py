@@ -13,13 +13,14 @@ import os
 import socket
 import stat
 import time
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
 from shipyard_doctor.errors import UsageError
 from shipyard_doctor.host.dockerhttp import DockerHttp
+from shipyard_doctor.records import record
 
 
 class Problem(StrEnum):
@@ -34,7 +35,7 @@ class Problem(StrEnum):
     UNREACHABLE = "unreachable"
 
 
-@dataclass(frozen=True)
+@record
 class Endpoint:
     """A Docker API address, parsed: a unix socket's path or a TCP host and port."""
 
@@ -96,7 +97,7 @@ def parse_endpoint(url: str) -> Endpoint:
     )
 
 
-@dataclass(frozen=True)
+@record
 class DockerProbe:
     """What the doctor learned by talking to the configured Docker endpoint."""
 

@@ -16,9 +16,10 @@ import os
 import socket
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
+
+from shipyard_doctor.records import record
 
 if TYPE_CHECKING:
     import ssl
@@ -46,7 +47,7 @@ class ApiError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True)
+@record
 class Answer:
     """A Docker API response: its HTTP status and body."""
 

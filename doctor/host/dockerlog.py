@@ -12,7 +12,6 @@ so an error fixed long ago is not blamed. The table holds dockerd's exact messag
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +19,7 @@ from shipyard_doctor.host import files
 from shipyard_doctor.host.facts import host_fact
 from shipyard_doctor.host.initsystem import Init, detect_init
 from shipyard_doctor.host.systemd import DOCKER_SERVICE
+from shipyard_doctor.records import record
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
@@ -29,7 +29,7 @@ LOG_FILES = ("/var/log/docker.log", "/var/log/upstart/docker.log")
 START_MARKER = "Starting up"  # dockerd's first line since 17.x (cmd/dockerd)
 
 
-@dataclass(frozen=True)
+@record
 class DaemonLog:
     """dockerd's last log lines, where they were read from, or why there are none."""
 
@@ -137,7 +137,7 @@ def _file_log(path: str) -> DaemonLog:
         return DaemonLog(path, problem=f"cannot read {path}: {exc.strerror or exc}")
 
 
-@dataclass(frozen=True)
+@record
 class KnownCause:
     """A known reason dockerd fails to start: the log line that names it, and its
     explanation and hints."""
@@ -157,7 +157,7 @@ class KnownCause:
         )
 
 
-@dataclass(frozen=True)
+@record
 class CauseMatch:
     """A known cause found in dockerd's log: the line, with its explanation and hints
     filled in from it."""

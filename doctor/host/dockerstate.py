@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shipyard_doctor.errors import DoctorError
@@ -22,6 +21,7 @@ from shipyard_doctor.host.daemonconf import (
 from shipyard_doctor.host.dockerapi import describe_error, parse_endpoint
 from shipyard_doctor.host.dockerhttp import DockerHttp
 from shipyard_doctor.host.facts import Unavailable, host_fact
+from shipyard_doctor.records import record
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from shipyard_doctor.stacks import Stack
 
 
-@dataclass(frozen=True)
+@record
 class Daemon:
     """A running dockerd: where it listens, its data-root and daemon.json, and whether
     it shares the doctor's network namespace."""
@@ -98,7 +98,7 @@ def count_containers(data_root: str) -> int | None:
     )
 
 
-@dataclass(frozen=True)
+@record
 class ClientEndpoint:
     """A Docker endpoint the docker CLI is set to use: ``DOCKER_HOST`` or a docker
     context, and its URL."""
@@ -172,7 +172,7 @@ def daemon_info(host: Host, url: str | None = None) -> dict[str, Any] | Unavaila
         return Unavailable(describe_error(exc))
 
 
-@dataclass(frozen=True)
+@record
 class ServiceState:
     """A container of the stack and its state (``missing`` when it does not exist)."""
 
@@ -194,7 +194,7 @@ def stack_state(stack: Stack, containers: Sequence[Container]) -> list[ServiceSt
     return states
 
 
-@dataclass(frozen=True)
+@record
 class StackStanding:
     """How the stack's containers stand, in the stack's order."""
 
@@ -222,7 +222,7 @@ def stack_standing(stack: Stack, containers: Sequence[Container]) -> StackStandi
     )
 
 
-@dataclass(frozen=True)
+@record
 class UiPorts:
     """The UI container's host ports: the stack's fixed one and those it really has."""
 

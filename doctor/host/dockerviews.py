@@ -9,7 +9,6 @@ point back).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +25,7 @@ from shipyard_doctor.host.dockerstate import (
     system_data_root,
 )
 from shipyard_doctor.host.facts import Unavailable
+from shipyard_doctor.records import record
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Container, Host
@@ -51,7 +51,7 @@ class StateProblem(StrEnum):
         )
 
 
-@dataclass(frozen=True)
+@record
 class ClientView:
     """Where one docker CLI setting points, compared with the daemon checked."""
 
@@ -106,7 +106,7 @@ def client_views(host: Host, url: str) -> tuple[ClientView, ...]:
     return tuple(views)
 
 
-@dataclass(frozen=True)
+@record
 class DataRoot:
     """A data-root besides the checked daemon's, and how many containers it holds."""
 
@@ -115,7 +115,7 @@ class DataRoot:
     containers: int | None  # None: may not be read
 
 
-@dataclass(frozen=True)
+@record
 class DataRoots:
     """The checked daemon's data-root and its container count, beside the other
     data-roots on this host."""
@@ -162,7 +162,7 @@ def data_roots(host: Host) -> DataRoots | None:
     return DataRoots(root, info.get("Containers", "?"), others)
 
 
-@dataclass(frozen=True)
+@record
 class DockerSight:
     """What docker-state sees besides the stack: the dockerds, where each client
     points, the data-roots; gathered in that order."""
@@ -195,7 +195,7 @@ def sight(host: Host, url: str) -> DockerSight:
     return DockerSight(url, daemons, clients, daemon_id, data_roots(host))
 
 
-@dataclass(frozen=True)
+@record
 class DockerStateEvidence:
     """The docker-state evidence: the daemons running, where each client points, the
     stack's containers and the problems found."""

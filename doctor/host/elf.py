@@ -10,8 +10,9 @@ DT_SONAME, DT_FLAGS_1) for 32- and 64-bit files of either byte order.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import BinaryIO
+
+from shipyard_doctor.records import record
 
 MAGIC = b"\x7fELF"
 
@@ -47,7 +48,7 @@ class ElfError(Exception):
     """The file is not an ELF object this module can read; the message says why."""
 
 
-@dataclass(frozen=True)
+@record
 class ElfFile:
     """The loader-relevant facts of one ELF file.
 

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
 from typing import Concatenate, Literal, ParamSpec, Protocol, TypeVar
+
+from shipyard_doctor.records import record
 
 T = TypeVar("T")
 P = ParamSpec("P")
 
 
-@dataclass(frozen=True)
+@record
 class Unavailable:
     """A fact that could not be read, and why (one line for the user)."""
 

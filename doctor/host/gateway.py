@@ -13,7 +13,6 @@ import os
 import socket
 import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -29,6 +28,7 @@ from shipyard_doctor.host.dockerapi import (
 )
 from shipyard_doctor.host.dockerhttp import DockerHttp
 from shipyard_doctor.host.facts import Unavailable
+from shipyard_doctor.records import record
 from shipyard_doctor.stacks import Stack, load_stack
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def fact(method: Callable[[Host], T]) -> Callable[[Host], T]:
     return wrapper
 
 
-@dataclass(frozen=True)
+@record
 class ProcessInfo:
     """A process on this host: its pid, name, command line and user."""
 
@@ -70,7 +70,7 @@ class ProcessInfo:
         return f"{self.name} (pid {self.pid}{user}): {command}"
 
 
-@dataclass(frozen=True)
+@record
 class PublishedPort:
     """A published container port: host address and port, container port, protocol."""
 
@@ -80,7 +80,7 @@ class PublishedPort:
     protocol: str
 
 
-@dataclass(frozen=True)
+@record
 class Container:
     """A container as the daemon lists it: id, name, image, state, ports and labels."""
 

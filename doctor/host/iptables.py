@@ -16,7 +16,7 @@ import os
 import re
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ from shipyard_doctor.host.commands import CommandResult
 from shipyard_doctor.host.daemonconf import setup_from_argv
 from shipyard_doctor.host.dockerapi import describe_error
 from shipyard_doctor.host.facts import Unavailable, host_fact
+from shipyard_doctor.records import record
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host, ProcessInfo
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 # --- iptables-save -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class Rule:
     """One ``-A CHAIN ...`` line; ``args`` are the tokens after the chain name."""
 
@@ -66,7 +67,7 @@ class Rule:
         return bool(self.args) and self.args[0] == "-j"
 
 
-@dataclass(frozen=True)
+@record
 class Table:
     """One iptables table as saved: its chains with their policies, and its rules."""
 
@@ -84,7 +85,7 @@ class Table:
         return tuple(r for r in self.chain(chain) if r.target in targets)
 
 
-@dataclass(frozen=True)
+@record
 class Ruleset:
     """Everything ``iptables-save`` printed: the tables, and the backend and version
     that printed them."""
@@ -135,7 +136,7 @@ def parse_save(text: str) -> Ruleset:
     return Ruleset(tables, backend, version, tuple(notes))
 
 
-@dataclass(frozen=True)
+@record
 class Dnat:
     """A port mapping Docker made: ``--dport host_port -j DNAT --to-destination``."""
 
@@ -198,7 +199,7 @@ def forward_blocker(filter_table: Table) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
+@record
 class SavedRules:
     """A run of ``iptables-save``: how the command ended, and the rules it printed."""
 
@@ -226,7 +227,7 @@ def ip_forward(proc: Path) -> bool | None:
 # --- how dockerd is told to manage iptables ------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class DaemonFirewall:
     """The iptables-related settings of the dockerd that serves the endpoint."""
 
@@ -286,7 +287,7 @@ def local_daemon(host: Host) -> DaemonFirewall | None:
 # --- Docker's bridges and container addresses ----------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class Bridge:
     """A Docker bridge network: its interface and subnets, and whether it is
     masqueraded or internal (no way out)."""
@@ -341,7 +342,7 @@ def container_addresses(host: Host, container_id: str) -> tuple[str, ...]:
     return tuple(n["IPAddress"] for n in networks.values() if n.get("IPAddress"))
 
 
-@dataclass(frozen=True)
+@record
 class ContainerMapping:
     """A port a running container publishes on IPv4, and its addresses."""
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from shipyard_doctor.host import files
 from shipyard_doctor.host.elf import ElfError, ElfFile, read_elf
 from shipyard_doctor.host.facts import host_fact
+from shipyard_doctor.records import record
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
@@ -54,7 +55,7 @@ class LdCacheError(Exception):
     """The file is not an ld.so.cache this module understands."""
 
 
-@dataclass(frozen=True)
+@record
 class CacheEntry:
     """One library in the ld.so.cache: its soname, path, flags and hardware caps."""
 
@@ -64,7 +65,7 @@ class CacheEntry:
     hwcap: int = 0
 
 
-@dataclass(frozen=True)
+@record
 class LdCache:
     """The ld.so.cache as parsed: its file, its format and its entries."""
 
@@ -150,7 +151,7 @@ def _cstr(data: bytes, offset: int) -> str:
 # --- the search ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class LoaderView:
     """What the loader consults besides the objects themselves."""
 
@@ -159,7 +160,7 @@ class LoaderView:
     extra_dirs: tuple[str, ...] = ()  # [host] lib_dirs, searched after the defaults
 
 
-@dataclass(frozen=True)
+@record
 class Resolution:
     """One DT_NEEDED entry and where the loader would take it from."""
 
@@ -170,7 +171,7 @@ class Resolution:
     rejected: tuple[str, ...] = ()  # files that were there but could not be used
 
 
-@dataclass(frozen=True)
+@record
 class Candidate:
     """An installed file with the same stem, for "closest installed" hints."""
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 import shlex
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +32,7 @@ from shipyard_doctor.host.daemonconf import (
 from shipyard_doctor.host.initsystem import Init, detect_init
 from shipyard_doctor.host.processes import cgroup_path
 from shipyard_doctor.host.systemd import DOCKER_SERVICE, docker_units
+from shipyard_doctor.records import record
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
@@ -51,7 +52,7 @@ class Kind(enum.StrEnum):
     NONE = "none"  # nothing runs dockerd and nothing installed would start it
 
 
-@dataclass(frozen=True)
+@record
 class DockerManager:
     """The manager of the dockerd this host runs (or would run), with the evidence."""
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from shipyard_doctor.host.facts import host_fact
+from shipyard_doctor.records import record
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
@@ -24,7 +24,7 @@ MOUNTINFO = "/proc/self/mountinfo"
 _ESCAPE = re.compile(r"\\([0-7]{3})")
 
 
-@dataclass(frozen=True)
+@record
 class Mount:
     """One line of mountinfo (field names as in proc(5))."""
 
@@ -121,7 +121,7 @@ def nearest_existing(path: str) -> str:
 COREOS_IDS = {"coreos", "flatcar", "fedora-coreos"}
 
 
-@dataclass(frozen=True)
+@record
 class Place:
     """A dir (or where ``mkdir -p`` would write it), its mount, can it be written."""
 
@@ -191,7 +191,7 @@ def coreos_layout(mounts: tuple[Mount, ...], release: dict[str, str]) -> str:
     return ""
 
 
-@dataclass(frozen=True)
+@record
 class LibPlaces:
     """The library dirs, the agent's lib_dir and the ld.so.conf.d dir, each with its
     mount and whether it can be written; and why this looks like CoreOS/Flatcar."""

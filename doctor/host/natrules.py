@@ -9,12 +9,12 @@ the verdict; :class:`NatEvidence` carries it, by kind, to the fix nat-docker.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from shipyard_doctor.host import iptables, netinfo
 from shipyard_doctor.host.facts import Unavailable
+from shipyard_doctor.records import record
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
@@ -40,7 +40,7 @@ class NatProblem(StrEnum):
         return self not in (NatProblem.FORWARDING_OFF, NatProblem.OVERLAP)
 
 
-@dataclass(frozen=True)
+@record
 class Published:
     """A port a container publishes, and the DNAT rule for it in nat DOCKER, if any."""
 
@@ -48,7 +48,7 @@ class Published:
     dnat: iptables.Rule | None
 
 
-@dataclass(frozen=True)
+@record
 class Masquerade:
     """A Docker bridge subnet and its MASQUERADE rule in nat POSTROUTING, if any."""
 
@@ -57,7 +57,7 @@ class Masquerade:
     rule: iptables.Rule | None
 
 
-@dataclass(frozen=True)
+@record
 class Overlap:
     """A Docker bridge subnet that clashes with another network of this host, and a
     free subnet to move the bridge to."""
@@ -88,7 +88,7 @@ def _backend(rules: iptables.Ruleset) -> str:
     return f"rules read with iptables-save {rules.version} ({rules.backend or '?'})"
 
 
-@dataclass(frozen=True)
+@record
 class NatState:
     """Docker's NAT as the kernel has it: the rules present and missing, IPv4
     forwarding, and the bridge subnets that clash."""
@@ -219,7 +219,7 @@ def _overlaps(host: Host, bridges: tuple[iptables.Bridge, ...]) -> tuple[Overlap
     return tuple(found)
 
 
-@dataclass(frozen=True)
+@record
 class NatEvidence:
     """What nat-docker found: the state it judged and its problems, by kind."""
 

@@ -13,10 +13,10 @@ import ipaddress
 import json
 import socket
 import struct
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shipyard_doctor.host.facts import host_fact
+from shipyard_doctor.records import record
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 LINK_LOCAL = ipaddress.IPv4Network("169.254.0.0/16")
 
 
-@dataclass(frozen=True)
+@record
 class Interface:
     """A network interface of this host: its kind, link state, bridge and addresses."""
 
@@ -50,7 +50,7 @@ class Interface:
         return tuple(a for a in self.ipv4 if a.ip not in LINK_LOCAL)
 
 
-@dataclass(frozen=True)
+@record
 class Route:
     """One IPv4 route: destination, gateway, interface and metric."""
 

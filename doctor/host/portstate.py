@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from shipyard_doctor.host.facts import Unavailable
 from shipyard_doctor.host.sockets import Bind, Listener, try_bind
+from shipyard_doctor.records import record
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Container, Host, ProcessInfo
@@ -29,7 +30,7 @@ class HolderKind(StrEnum):
     UNKNOWN = "unknown"  # a socket whose owner is not visible
 
 
-@dataclass(frozen=True)
+@record
 class Holder:
     """What holds a host port: a container that publishes it, a process that listens
     on it, or a socket whose owner is not visible."""
@@ -91,7 +92,7 @@ class Holder:
         }
 
 
-@dataclass(frozen=True)
+@record
 class PortState:
     """One fixed host port of the stack: who holds it, whether it can be bound, and the
     next free port to move to."""
@@ -128,7 +129,7 @@ class PortState:
         return data
 
 
-@dataclass(frozen=True)
+@record
 class PortsEvidence:
     """The ports evidence: each fixed host port of the stack, and who holds it."""
 

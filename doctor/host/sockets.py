@@ -18,14 +18,15 @@ import os
 import socket
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+
+from shipyard_doctor.records import record
 
 TCP_LISTEN = "0A"  # include/net/tcp_states.h: TCP_LISTEN = 10
 
 
-@dataclass(frozen=True)
+@record
 class Listener:
     """A listening TCP socket from the kernel's table: address, port, uid and inode."""
 

@@ -16,13 +16,14 @@ import os
 import re
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shipyard_doctor.host import files
 from shipyard_doctor.host.facts import host_fact
 from shipyard_doctor.host.initsystem import Init, detect_init
+from shipyard_doctor.records import record
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
@@ -32,7 +33,7 @@ SYSTEMD_RUNTIME_DIR = Path("/run/systemd/system")
 DOCKER_SERVICE = "docker.service"
 
 
-@dataclass(frozen=True)
+@record
 class Unit:
     """One unit after merging its file and drop-ins (later assignments win)."""
 
@@ -281,7 +282,7 @@ def exec_property_argvs(value: str) -> list[tuple[str, ...]]:
     ]
 
 
-@dataclass(frozen=True)
+@record
 class ManagerView:
     """What systemd (PID 1) has loaded for a unit, from ``systemctl show``."""
 

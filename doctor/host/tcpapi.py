@@ -8,12 +8,12 @@ docker-tcp reads :class:`TcpEvidence` by its fields.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from shipyard_doctor.host import daemonconf, manager, systemd, tcproutes
 from shipyard_doctor.host.dockerapi import DockerProbe, Problem
+from shipyard_doctor.records import record
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.daemonconf import DaemonSetup, UnitSetup
@@ -37,7 +37,7 @@ class TcpState(StrEnum):
     NOT_LISTENING = "not-listening"
 
 
-@dataclass(frozen=True)
+@record
 class TcpEvidence:
     """What docker-tcp found; ``routes`` (the ways to add the address) only when the
     API does not answer."""

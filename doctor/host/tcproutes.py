@@ -10,17 +10,17 @@ from __future__ import annotations
 import json
 import os
 import shlex
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from shipyard_doctor.host.daemonconf import DaemonSetup, UnitSetup, setup_from_argv
 from shipyard_doctor.host.manager import systemd_runs_docker
+from shipyard_doctor.records import record
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
 
 
-@dataclass(frozen=True)
+@record
 class Route:
     """One way to make dockerd listen on TCP: the file to write and how to apply."""
 

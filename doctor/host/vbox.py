@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shipyard_doctor.host import netinfo
+from shipyard_doctor.records import record
 from shipyard_doctor.stacks import HostPort, Stack
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ VBOX_PRODUCT = "VirtualBox"
 VBOX_VENDOR = "innotek GmbH"
 
 
-@dataclass(frozen=True)
+@record
 class Dmi:
     """This machine's DMI product and vendor, by which a VirtualBox guest is known."""
 
@@ -63,7 +63,7 @@ def read_dmi(directory: str) -> Dmi | None:
     return Dmi(directory, field("product_name"), field("sys_vendor"))
 
 
-@dataclass(frozen=True)
+@record
 class NatAddress:
     """An interface addressed as VirtualBox's NAT engine does it, and its gateway."""
 
@@ -123,7 +123,7 @@ def natpf_rule(want: HostPort) -> str:
     return f"shipyard-{want.port},tcp,127.0.0.1,{forward_port(want.port)},,{want.port}"
 
 
-@dataclass(frozen=True)
+@record
 class GuestEvidence:
     """Inside a VirtualBox NAT guest: the ports the host must forward to it."""
 

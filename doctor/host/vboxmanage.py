@@ -7,18 +7,18 @@ builds these records.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from shipyard_doctor.host.facts import host_fact
 from shipyard_doctor.host.vbox import natpf_rule
+from shipyard_doctor.records import record
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
     from shipyard_doctor.stacks import HostPort
 
 
-@dataclass(frozen=True)
+@record
 class Forward:
     """One NAT port-forwarding rule: ``Forwarding(i)="name,proto,hostip,hostport,
     guestip,guestport"`` (empty addresses mean all host addresses / the guest)."""
@@ -31,7 +31,7 @@ class Forward:
     guest_port: int
 
 
-@dataclass(frozen=True)
+@record
 class Nic:
     """A network adapter of a VM: its attachment, cable state and NAT port forwards."""
 
@@ -41,7 +41,7 @@ class Nic:
     forwards: tuple[Forward, ...]
 
 
-@dataclass(frozen=True)
+@record
 class VmInfo:
     """A running VirtualBox VM: its name, state and network adapters."""
 
@@ -114,7 +114,7 @@ def parse_vm_list(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(found)
 
 
-@dataclass(frozen=True)
+@record
 class HostVms:
     """The running VMs VBoxManage lists for this user, and the calls that failed."""
 
@@ -160,7 +160,7 @@ def unplugged(vm: VmInfo) -> tuple[Nic, ...]:
     return tuple(n for n in vm.nat_nics if n.cable_connected is False)
 
 
-@dataclass(frozen=True)
+@record
 class VmFinding:
     """A running VM's NAT problems: adapters with the cable out, and Shipyard ports
     not forwarded."""
@@ -174,7 +174,7 @@ class VmFinding:
         return tuple(natpf_rule(p) for p in self.missing)
 
 
-@dataclass(frozen=True)
+@record
 class HostEvidence:
     """On the VirtualBox host: each running VM's NAT adapters and forwards."""
 

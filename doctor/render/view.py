@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
 from shipyard_doctor.model import CheckRun, Report, Status
+from shipyard_doctor.records import record
 
 if TYPE_CHECKING:
     from shipyard_doctor.fixengine.fixrun import FixReport
@@ -56,7 +56,7 @@ class Role(StrEnum):
     FIX_DETAIL = "fix-detail"
 
 
-@dataclass(frozen=True)
+@record
 class Line:
     """One logical line: a renderer draws it with its own marks, indent and colour,
     and wraps it with a hanging indent."""
@@ -68,7 +68,7 @@ class Line:
     suffix: str = ""  # Role.CHECK: " [ignored]", timings
 
 
-@dataclass(frozen=True)
+@record
 class Layout:
     """Where a renderer puts evidence and hints: the default view's shortening is
     measured from these columns, so it fits ``VIEW_WIDTH`` in either renderer."""

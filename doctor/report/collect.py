@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from shipyard_doctor.records import record
+
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
 
@@ -43,7 +45,7 @@ class Found:
         self.unreadable.append(f"{what}: {why}")
 
 
-@dataclass(frozen=True)
+@record
 class CollectContext:
     """What every collector gets: the log limits, and each container's stack."""
 
@@ -55,7 +57,7 @@ class CollectContext:
 Collect = Callable[["Host", CollectContext], Found]
 
 
-@dataclass(frozen=True)
+@record
 class Collector:
     """A collector of ``report``: its section's id and title, and its function."""
 
@@ -64,7 +66,7 @@ class Collector:
     collect: Collect
 
 
-@dataclass(frozen=True)
+@record
 class Section:
     """One collector's part of the report: how it went, a summary, text for people,
     data for machines and raw files."""

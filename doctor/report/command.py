@@ -12,7 +12,6 @@ import os
 import pwd
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from shipyard_doctor import __version__
 from shipyard_doctor.errors import DoctorError, ExitCode, UsageError
 from shipyard_doctor.outcome import CommandOutcome
+from shipyard_doctor.records import record
 from shipyard_doctor.report.options import Format, ReportOptions
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ class RedactionFailed(DoctorError):
 # --- the run ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class Outcome:
     """What was written where, for the one function that tells the user."""
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import Any
 
+from shipyard_doctor.records import record
 from shipyard_doctor.report.collect import Section, SectionStatus
 from shipyard_doctor.report.pseudonyms import Pseudonymizer
 from shipyard_doctor.report.redact import RedactionError, Redactor
@@ -16,7 +17,7 @@ from shipyard_doctor.report.redact import RedactionError, Redactor
 REPORT_SCHEMA = 1  # of report.json; see report.schema.json
 
 
-@dataclass(frozen=True)
+@record
 class ReportDocument:
     """The whole report, which every format is rendered from: its metadata, the host,
     the checks, the sections and the raw files."""
@@ -48,7 +49,7 @@ class ReportDocument:
         }
 
 
-@dataclass(frozen=True)
+@record
 class Privacy:
     """What the report hides: secrets when redacting, host and user names when
     pseudonymizing, and the words that are no secret."""

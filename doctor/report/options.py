@@ -6,14 +6,13 @@ Nothing in doctor/report/ sees argparse: the CLI turns its flags into
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from shipyard_doctor.records import record
 from shipyard_doctor.report.formats import Format
 
 __all__ = ["Format", "ReportOptions"]
 
 
-@dataclass(frozen=True)
+@record
 class ReportOptions:
     """``report``'s flags: output and format, what to hide, and what to collect."""
 
