@@ -13,13 +13,12 @@ import re
 import stat
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import field, replace
 from pathlib import Path
 from typing import Any
 
 from shipyard_doctor import validate
 from shipyard_doctor.errors import ConfigError
-from shipyard_doctor.records import record
+from shipyard_doctor.records import field, record, replace
 from shipyard_doctor.stacks import load_stack
 
 DEFAULT_PATH = Path("/etc/shipyard-doctor/config.toml")

@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TextIO
 
+from shipyard_doctor.records import field, mutable_record
 
-@dataclass
+
+@mutable_record
 class Environment:
     """The streams, terminal facts and environment variables the CLI runs with."""
 

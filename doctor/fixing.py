@@ -13,13 +13,12 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from shipyard_doctor.errors import DoctorError, ExitCode
 from shipyard_doctor.host import commands
-from shipyard_doctor.records import record
+from shipyard_doctor.records import field, record
 
 if TYPE_CHECKING:
     from shipyard_doctor.fixengine.journal import RunJournal

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
-from shipyard_doctor.records import record
+from shipyard_doctor.records import field, mutable_record, record
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
@@ -55,7 +54,7 @@ class Problem(Generic[K]):
     status: Status = Status.FAILURE
 
 
-@dataclass
+@mutable_record
 class Findings(Generic[K]):
     """What a check collects while it looks: problems (in the order found), evidence
     lines and hints (each once)."""

@@ -9,10 +9,9 @@ the configuration file. Each command has its own options class.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from shipyard_doctor.records import record
+from shipyard_doctor.records import record, replace
 
 if TYPE_CHECKING:  # each command's own options load with that command only
     from shipyard_doctor.config import Config

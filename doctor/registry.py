@@ -14,16 +14,14 @@ start. A ``sys.path`` entry that is a file (a zip or an egg) falls back to it.
 from __future__ import annotations
 
 import importlib
-import inspect
 import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import field
 from typing import NamedTuple, TypeVar
 
 from shipyard_doctor.model import CHECK_ID, Check
-from shipyard_doctor.records import record
+from shipyard_doctor.records import field, record
 
 CHECKS_GROUP = "shipyard_doctor.checks"
 FIXES_GROUP = "shipyard_doctor.fixes"
@@ -275,7 +273,7 @@ def _load(
 
 
 def _as_check(name: str, obj: object, origin: str, dist: str) -> CheckPlugin:
-    if not (inspect.isclass(obj) and issubclass(obj, Check)):
+    if not (isinstance(obj, type) and issubclass(obj, Check)):
         raise ValueError(f"{origin} is not a subclass of shipyard_doctor.model.Check")
     _common(name, obj, origin)
     requires = getattr(obj, "requires", ())
@@ -287,7 +285,7 @@ def _as_check(name: str, obj: object, origin: str, dist: str) -> CheckPlugin:
 
 
 def _as_fix(name: str, obj: object, origin: str, dist: str) -> FixPlugin:
-    if not inspect.isclass(obj):
+    if not isinstance(obj, type):
         raise ValueError(f"{origin} is not a class")
     _common(name, obj, origin)
     repairs = getattr(obj, "repairs", None)

@@ -10,11 +10,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
 
 from shipyard_doctor.host.gateway import Host
 from shipyard_doctor.model import CheckRun, Result, Status
-from shipyard_doctor.records import record
+from shipyard_doctor.records import record, replace
 from shipyard_doctor.registry import BrokenPlugin, CheckPlugin, Registry
 
 Progress = Callable[[CheckRun], None]

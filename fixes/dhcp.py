@@ -30,7 +30,6 @@ import os
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import field
 from typing import TYPE_CHECKING
 
 from shipyard_doctor.fixing import (
@@ -43,7 +42,7 @@ from shipyard_doctor.fixing import (
     Step,
 )
 from shipyard_doctor.model import Result
-from shipyard_doctor.records import record
+from shipyard_doctor.records import field, record
 
 if TYPE_CHECKING:
     from shipyard_doctor.fixengine.journal import RunJournal

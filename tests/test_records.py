@@ -11,6 +11,8 @@ import copy
 import dataclasses
 import inspect
 import pickle
+import subprocess
+import sys
 from dataclasses import (
     FrozenInstanceError,
     InitVar,  # noqa: F401 - dataclasses looks it up here by name
@@ -22,17 +24,40 @@ from typing import Any, ClassVar
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from shipyard_doctor.records import record
+from shipyard_doctor import records
+from shipyard_doctor.records import mutable_record, record
 
 FROZEN = dataclass(frozen=True)
 
 
-def both(namespace: dict[str, Any], name: str = "Thing", bases: tuple[type, ...] = ()):
-    """*namespace* made a class by ``@record`` and by ``@dataclass(frozen=True)``."""
+def ours(spec: dataclasses.Field[Any]) -> Any:
+    """The same field declared with records.field."""
+    options = {k: getattr(spec, k) for k in ("init", "repr", "hash", "compare")}
+    if spec.default is not dataclasses.MISSING:
+        options["default"] = spec.default
+    if spec.default_factory is not dataclasses.MISSING:
+        options["default_factory"] = spec.default_factory
+    return records.field(**options, kw_only=spec.kw_only is True)
+
+
+def both(
+    namespace: dict[str, Any],
+    name: str = "Thing",
+    bases: tuple[type, ...] = (),
+    frozen: bool = True,
+):
+    """*namespace* made a class by ``@record`` (its fields declared with
+    records.field) and by ``@dataclass(frozen=True)``; ``frozen=False``: by
+    ``@mutable_record`` and ``@dataclass``."""
     made = []
-    for decorate in (record, FROZEN):
+    for decorate in (record, FROZEN) if frozen else (mutable_record, dataclass):
+        mine = decorate in (record, mutable_record)
         body = {
-            k: (copy.copy(v) if isinstance(v, dataclasses.Field) else v)
+            k: (
+                (ours(v) if mine else copy.copy(v))
+                if isinstance(v, dataclasses.Field)
+                else v
+            )
             for k, v in namespace.items()
         }
         made.append(decorate(type(name, bases, body)))
@@ -326,3 +351,135 @@ def test_any_shape_of_fields_matches_dataclasses(specs, data):
         k: data.draw(st.integers(0, 2), label="other " + k) for k in given_values
     }
     assert (one == rec(**other_values)) == (dc(**given_values) == dc(**other_values))
+
+
+def test_a_mutable_record_is_a_plain_dataclass():
+    def post(self):
+        self.twice = self.base * 2
+
+    namespace = {
+        "__annotations__": {"base": "int", "twice": "int", "seen": "list[int]"},
+        "__doc__": "d",
+        "twice": field(default=0, init=False),
+        "seen": field(default_factory=list),
+        "__post_init__": post,
+    }
+    rec, dc = both(namespace, frozen=False)
+    assert str(inspect.signature(rec)) == str(inspect.signature(dc))
+    one, same = rec(4), dc(4)
+    assert (repr(one), one.twice) == (repr(same), 8)
+    one.base = 5  # assignable
+    one.seen.append(1)
+    assert (one.base, one.seen, rec(4).seen) == (5, [1], [])
+    assert rec(4) == rec(4) and rec(4) != rec(5)
+    for cls in (rec, dc):
+        assert cls.__hash__ is None  # eq without frozen: unhashable, as dataclasses
+    with pytest.raises(TypeError, match="non-frozen"):
+        record(type("Child", (rec,), {"__doc__": "d"}))
+    with pytest.raises(TypeError, match="non-frozen"):
+        mutable_record(type("Child", (rec_frozen := record(type("F", (), {})),), {}))
+    assert rec_frozen.__dataclass_params__.frozen
+
+
+def test_records_own_fields_and_replace():
+    @record
+    class Spec:
+        """Ours, with records.field."""
+
+        name: str
+        items: tuple[int, ...] = records.field(default=(), compare=False)
+        made: list[int] = records.field(default_factory=list, init=False)
+
+    spec = Spec("a", (1,))
+    assert [f.name for f in records.fields(spec)] == ["name", "items", "made"]
+    assert records.fields(Spec) == records.fields(spec)
+    moved = records.replace(spec, name="b")
+    assert (moved.name, moved.items, moved.made) == ("b", (1,), [])
+    with pytest.raises(ValueError, match="init=False"):
+        records.replace(spec, made=[2])
+    with pytest.raises(TypeError, match="not a record"):
+        records.fields(object())
+    assert Spec("a", (1,)) == Spec("a", (2,))  # items: compare=False
+    with pytest.raises(ValueError, match="both default and default_factory"):
+        records.field(default=1, default_factory=list)
+    for decorate in (record, FROZEN):
+        with pytest.raises(ValueError, match="mutable default"):
+            decorate(type("Bad", (), {"__annotations__": {"a": "list"}, "a": []}))
+    with pytest.raises(TypeError, match="'a' is a field but has no type annotation"):
+        record(type("Bad", (), {"a": records.field(default=1)}))
+
+
+NO_DATACLASSES = """
+import sys
+from shipyard_doctor.records import record
+
+@record
+class Point:
+    '''A point.'''
+    x: int
+    y: int = 0
+
+p = Point(1)
+try:
+    p.x = 2
+except AttributeError as e:
+    print(type(e).__module__, type(e).__name__, e)
+print(p, p == Point(1, 0), hash(p) == hash(Point(1)))
+print(sorted(m for m in ("dataclasses", "inspect") if m in sys.modules))
+import dataclasses
+print(dataclasses.is_dataclass(p), dataclasses.asdict(p))
+try:
+    p.y = 1
+except dataclasses.FrozenInstanceError as e:
+    print("dataclasses'", e)
+"""
+
+
+def test_a_record_needs_neither_dataclasses_nor_inspect_until_asked():
+    done = subprocess.run(
+        [sys.executable, "-c", NO_DATACLASSES],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "shipyard_doctor.records FrozenInstanceError cannot assign to field 'x'",
+        "Point(x=1, y=0) True True",
+        "[]",
+        "True {'x': 1, 'y': 0}",
+        "dataclasses' cannot assign to field 'y'",
+    ]
+
+
+CHECK_IMPORTS = """
+import contextlib, io, json, sys
+from shipyard_doctor.cli import main
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    code = main(["check", "--json", "--docker-host", sys.argv[1]])
+doc = json.loads(out.getvalue())
+print(code, sorted({c["status"] for c in doc["checks"]}), len(doc["checks"]))
+heavy = ("dataclasses", "inspect", "docker", "psutil", "rich", "importlib.metadata")
+print(sorted(m for m in heavy if m in sys.modules))
+"""
+
+
+@pytest.mark.infra
+def test_a_full_check_imports_no_heavy_module(docker_host):
+    # The speed of a check (benchmarks/hostbench.py) rests on what it does not load:
+    # the docker SDK, psutil, rich, importlib.metadata, dataclasses and inspect.
+    done = subprocess.run(
+        docker_host.netns.nsenter_argv(
+            [sys.executable, "-c", CHECK_IMPORTS, docker_host.dockerd.url]
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    summary, loaded = done.stdout.splitlines()
+    assert "error" not in summary and summary.endswith(" 10"), summary
+    assert loaded == "[]"

@@ -6,13 +6,13 @@ shows, and outcome.exit_code turns the outcome into the documented exit code.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from shipyard_doctor.context import Environment
 from shipyard_doctor.errors import UsageError
 from shipyard_doctor.options import effective_config
 from shipyard_doctor.outcome import CommandOutcome
+from shipyard_doctor.records import replace
 
 if TYPE_CHECKING:
     from shipyard_doctor.config import Config

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import field
-
-from shipyard_doctor.records import record
+from shipyard_doctor.records import field, record
 
 
 @record

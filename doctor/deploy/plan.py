@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import secrets as random
 import socket
-from dataclasses import field
 from enum import StrEnum
 
 from shipyard_doctor.config import Config
@@ -19,7 +18,7 @@ from shipyard_doctor.deploy import labels
 from shipyard_doctor.deploy.daemon import Daemon, Found
 from shipyard_doctor.deploy.options import DeployOptions
 from shipyard_doctor.deploy.secrets import StackSecrets
-from shipyard_doctor.records import record
+from shipyard_doctor.records import field, record
 from shipyard_doctor.stacks import Probe, Service, Stack
 
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")

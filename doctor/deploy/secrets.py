@@ -10,11 +10,10 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from dataclasses import field
 from pathlib import Path
 
 from shipyard_doctor.deploy.errors import DeployError
-from shipyard_doctor.records import record
+from shipyard_doctor.records import field, record
 
 
 @record

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -20,7 +19,7 @@ from shipyard_doctor.errors import DoctorError, Interrupted
 from shipyard_doctor.fixengine.journal import Journal, JournalError, RunJournal
 from shipyard_doctor.fixing import FixError, FixOptions, Plan
 from shipyard_doctor.model import CheckRun, Status
-from shipyard_doctor.records import record
+from shipyard_doctor.records import field, mutable_record, record
 from shipyard_doctor.registry import Registry
 
 
@@ -82,7 +81,7 @@ class FixReport:
 Recheck = Callable[[str], CheckRun]
 
 
-@dataclass
+@mutable_record
 class FixSession:
     """One run of fixes: each planned, offered, applied and verified, all in one
     journal run."""

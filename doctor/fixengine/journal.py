@@ -23,7 +23,6 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 
 from shipyard_doctor.errors import DoctorError, ExitCode, UsageError
@@ -38,6 +37,7 @@ from shipyard_doctor.fixengine.manifest import (
     write_manifest,
 )
 from shipyard_doctor.host.commands import process_start
+from shipyard_doctor.records import replace
 from shipyard_doctor.validate import shown
 
 # A fix in one of these states may have changed the host and not reversed it.

@@ -15,11 +15,10 @@ import socket
 import struct
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from shipyard_doctor.host.facts import host_fact
-from shipyard_doctor.records import record
+from shipyard_doctor.records import field, mutable_record, record
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
@@ -183,7 +182,7 @@ def _probe_once(
     return _probe(targets, wait)
 
 
-@dataclass
+@mutable_record
 class _Pending:
     """A probe in flight on one interface: its sockets, its DISCOVER and how often it
     was sent, and the offers received so far."""

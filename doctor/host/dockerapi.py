@@ -13,14 +13,13 @@ import os
 import socket
 import stat
 import time
-from dataclasses import field
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
 from shipyard_doctor.errors import UsageError
 from shipyard_doctor.host.dockerhttp import DockerHttp
-from shipyard_doctor.records import record
+from shipyard_doctor.records import field, record
 
 
 class Problem(StrEnum):

@@ -16,7 +16,6 @@ import os
 import re
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +23,7 @@ from shipyard_doctor.host.commands import CommandResult
 from shipyard_doctor.host.daemonconf import setup_from_argv
 from shipyard_doctor.host.dockerapi import describe_error
 from shipyard_doctor.host.facts import Unavailable, host_fact
-from shipyard_doctor.records import record
+from shipyard_doctor.records import field, record
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host, ProcessInfo

@@ -15,13 +15,12 @@ import os
 import struct
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from shipyard_doctor.host import files
 from shipyard_doctor.host.elf import ElfError, ElfFile, read_elf
 from shipyard_doctor.host.facts import host_fact
-from shipyard_doctor.records import record
+from shipyard_doctor.records import field, mutable_record, record
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
@@ -180,7 +179,7 @@ class Candidate:
     what: str  # "64-bit x86-64" or why it is not usable
 
 
-@dataclass
+@mutable_record
 class _Search:
     """One library's search: the loader's view, the binary it must match, and the files
     rejected on the way."""

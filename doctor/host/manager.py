@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import enum
 import shlex
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,7 +31,7 @@ from shipyard_doctor.host.daemonconf import (
 from shipyard_doctor.host.initsystem import Init, detect_init
 from shipyard_doctor.host.processes import cgroup_path
 from shipyard_doctor.host.systemd import DOCKER_SERVICE, docker_units
-from shipyard_doctor.records import record
+from shipyard_doctor.records import record, replace
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Mapping
-from dataclasses import field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from shipyard_doctor.host.facts import Unavailable
 from shipyard_doctor.host.sockets import Bind, Listener, try_bind
-from shipyard_doctor.records import record
+from shipyard_doctor.records import field, record
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Container, Host, ProcessInfo

@@ -16,14 +16,13 @@ import os
 import re
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shipyard_doctor.host import files
 from shipyard_doctor.host.facts import host_fact
 from shipyard_doctor.host.initsystem import Init, detect_init
-from shipyard_doctor.records import record
+from shipyard_doctor.records import field, record
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host

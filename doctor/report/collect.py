@@ -11,11 +11,10 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from shipyard_doctor.records import record
+from shipyard_doctor.records import field, mutable_record, record
 
 if TYPE_CHECKING:
     from shipyard_doctor.host.gateway import Host
@@ -30,7 +29,7 @@ class SectionStatus(StrEnum):
     WITHHELD = "withheld"  # collected but left out: it could not be redacted
 
 
-@dataclass
+@mutable_record
 class Found:
     """What one collector found: a body for people, data for machines, raw files."""
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import field, replace
 from typing import Any
 
-from shipyard_doctor.records import record
+from shipyard_doctor.records import field, record, replace
 from shipyard_doctor.report.collect import Section, SectionStatus
 from shipyard_doctor.report.pseudonyms import Pseudonymizer
 from shipyard_doctor.report.redact import RedactionError, Redactor
