@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
 from pathlib import Path
 
 from shipyard_doctor.config import Config
+from shipyard_doctor.host import commands
 from shipyard_doctor.host.gateway import Host
 
 
@@ -128,3 +130,33 @@ def _psutil_details(pid: int) -> tuple[str, tuple[str, ...], int] | None:
             return (proc.name(), tuple(proc.cmdline()), proc.uids().real)
     except psutil.Error:
         return None
+
+
+def test_which_finds_what_shutil_which_finds(tmp_path, monkeypatch):
+    path = os.environ.get("PATH", "") + ":" + commands.SYSTEM_PATH
+    for name in (
+        "sh",
+        "ls",
+        "iptables-save",
+        "ip",
+        "dockerd",
+        "no-such-tool",
+        "/bin/sh",
+    ):
+        assert commands.which(name, path) == shutil.which(name, path=path), name
+    # a directory and a file without an execute bit are no programs; an empty entry
+    # is not the current directory
+    (tmp_path / "tool").mkdir()
+    (tmp_path / "plain").write_text("#!/bin/sh\n")
+    runnable = tmp_path / "bin" / "runnable"
+    runnable.parent.mkdir()
+    runnable.write_text("#!/bin/sh\n")
+    runnable.chmod(0o755)
+    (tmp_path / "runnable").write_text("#!/bin/sh\n")
+    (tmp_path / "runnable").chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    assert commands.which("tool", f"{tmp_path}") is None
+    assert commands.which("plain", f"{tmp_path}") is None
+    assert commands.which("runnable", f":{runnable.parent}") == str(runnable)
+    assert shutil.which("runnable", path=f":{runnable.parent}") == "runnable"  # cwd
+    assert commands.which("runnable", "") is None

@@ -272,12 +272,10 @@ class Host:
 
     def find_binary(self, name: str) -> str | None:
         """A binary on the caller's PATH or in the usual system directories."""
-        import shutil
-
         path = os.pathsep.join(
             [self.environ.get("PATH", ""), *self.config.host.bin_dirs]
         )
-        return shutil.which(name, path=path)
+        return commands.which(name, path)
 
     # --- sockets and processes ---------------------------------------------------
 
