@@ -15,6 +15,7 @@ import sys
 from shipyard_doctor import __version__
 from shipyard_doctor.cli_deploy import add_deploy_parsers
 from shipyard_doctor.completion import add_completion_command
+from shipyard_doctor.helpformat import HelpFormatter
 
 # `--help`, `--version` and a usage error need only argparse and the declarations
 # above: the options, the environment and the exit-code map load once a command
@@ -79,7 +80,7 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = argparse.ArgumentParser(add_help=False, formatter_class=HelpFormatter)
     common.add_argument("--config", metavar="PATH", help="configuration file (TOML)")
     common.add_argument(
         "--docker-host",
@@ -96,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Find (and explain) the Docker host problems that break a "
         "Shipyard install.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "--version", action="version", version=f"shipyard-doctor {__version__}"
@@ -110,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the checks concurrently and report what is wrong and what "
         "to do about it.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     check.add_argument(
         "--only",
@@ -178,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run one fix (after running its checks)",
         description="Run the checks a fix repairs, then plan, confirm and apply it.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     fix.add_argument("fix_id", metavar="ID", help="the fix to run (see `list`)")
     fix.add_argument(
@@ -195,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Restore the files a fix run changed (byte-identical) and reverse "
         "the steps that have an inverse; list what cannot be reversed.",
         epilog=UNDO_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     undo.add_argument(
         "run",
@@ -212,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="List every installed check (built-in and plugins), its "
         "category and the fixes that repair it; plugins that failed to load too.",
         epilog=LIST_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     listing.add_argument("--json", action="store_true", help="print JSON")
     add_completion_command(commands)

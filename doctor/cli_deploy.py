@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from shipyard_doctor.errors import UsageError
+from shipyard_doctor.helpformat import HelpFormatter
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: see cli.py
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ applied (no terminal to ask and no --yes), 70 internal error, 130 interrupted
 
 def add_deploy_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add `deploy`, `status` and `undeploy` to the CLI's subcommands."""
-    fmt = argparse.RawDescriptionHelpFormatter
+    fmt = HelpFormatter
     deploy = commands.add_parser(
         "deploy",
         parents=[common],

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+from shipyard_doctor.helpformat import HelpFormatter
+
 SHELLS = ("bash", "zsh", "fish")
 
 EPILOG = """\
@@ -26,7 +28,7 @@ def add_completion_command(
         description="Print the completion script for SHELL on stdout (generated "
         "from this program's own options); install it where your shell looks.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     completion.add_argument(
         "shell", metavar="SHELL", choices=SHELLS, help="bash, zsh or fish"

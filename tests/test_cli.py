@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
+import os
+import pty
+import struct
 import subprocess
 import sys
+import termios
 
+import pytest
 from shipyard_doctor import __version__
 from shipyard_doctor.cli import main
 from shipyard_doctor.context import Environment
@@ -59,7 +65,8 @@ def test_help_does_not_import_heavy_modules():
         "assert codes == [0, 0], codes\n"
         "assert 'examples:' in out.getvalue() and '--only' in out.getvalue()\n"
         # The commands' dataclasses and even typing load once a command runs.
-        "heavy = ('docker', 'rich', 'psutil', 'requests', 'dataclasses', 'typing')\n"
+        "heavy = ('docker', 'rich', 'psutil', 'requests', 'dataclasses', 'typing',\n"
+        "         'shutil')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
     done = subprocess.run(
@@ -249,3 +256,41 @@ def test_short_commands_run_without_the_cyclic_collector_long_ones_with_it():
             [sys.executable, "-c", program, *args], capture_output=True, text=True
         )
         assert done.stderr.endswith(f"gc {enabled}\n"), (args, done.stderr)
+
+
+WIDTHS = """
+import shutil, sys
+from shipyard_doctor.helpformat import terminal_columns
+sys.stderr.write(f"{terminal_columns()} {shutil.get_terminal_size().columns}")
+"""
+
+
+@pytest.mark.parametrize("columns", [None, "37", "200", "0", "-5", "wide"])
+@pytest.mark.parametrize("on_terminal", [False, True])
+def test_help_is_as_wide_as_argparse_would_make_it(columns, on_terminal):
+    # The formatter finds the width without shutil; the same answer as shutil, from
+    # COLUMNS, else the terminal (a real pty of 123 columns), else 80.
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    if columns is not None:
+        env["COLUMNS"] = columns
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 123, 0, 0))
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", WIDTHS],
+            stdout=secondary if on_terminal else subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(primary)
+        os.close(secondary)
+    ours, theirs = done.stderr.split()
+    assert ours == theirs, done.stderr
+    expected = {None: "123", "0": "123", "-5": "123", "wide": "123"}.get(
+        columns, columns
+    )
+    assert ours == (expected if on_terminal or expected != "123" else "80")

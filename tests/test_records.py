@@ -461,7 +461,8 @@ with contextlib.redirect_stdout(out):
     code = main(["check", "--json", "--docker-host", sys.argv[1]])
 doc = json.loads(out.getvalue())
 print(code, sorted({c["status"] for c in doc["checks"]}), len(doc["checks"]))
-heavy = ("dataclasses", "inspect", "docker", "psutil", "rich", "importlib.metadata")
+heavy = ("dataclasses", "inspect", "shutil", "docker", "psutil", "rich",
+         "importlib.metadata")
 print(sorted(m for m in heavy if m in sys.modules))
 """
 
@@ -469,7 +470,7 @@ print(sorted(m for m in heavy if m in sys.modules))
 @pytest.mark.infra
 def test_a_full_check_imports_no_heavy_module(docker_host):
     # The speed of a check (benchmarks/hostbench.py) rests on what it does not load:
-    # the docker SDK, psutil, rich, importlib.metadata, dataclasses and inspect.
+    # the docker SDK, psutil, rich, importlib.metadata, dataclasses, inspect, shutil.
     done = subprocess.run(
         docker_host.netns.nsenter_argv(
             [sys.executable, "-c", CHECK_IMPORTS, docker_host.dockerd.url]

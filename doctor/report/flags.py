@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 
 from shipyard_doctor.errors import UsageError
+from shipyard_doctor.helpformat import HelpFormatter
 from shipyard_doctor.report.formats import Format
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: see cli.py
@@ -48,7 +49,7 @@ def add_parser(
         "stack's containers, network, mounts, DHCP, nat rules), redact it and write "
         "it as Markdown, JSON or a tarball.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     report.add_argument(
         "-o",
