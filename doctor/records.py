@@ -12,14 +12,15 @@ benchmarks/README.md has the figures.
 A record behaves as ``@dataclass(frozen=True)`` (or ``@dataclass`` with
 ``@mutable_record``): the same ``__init__`` signature, defaults and factories,
 ``field(default=, default_factory=, init=, repr=, hash=, compare=, kw_only=)``,
-``__post_init__``, inheritance, methods a class writes itself are kept, and
-assigning or deleting a field of a frozen record raises
-``dataclasses.FrozenInstanceError``'s equal, :class:`FrozenInstanceError`. Use
-:func:`fields` and :func:`replace` from here. For everything else a record *is* a
-dataclass: ``dataclasses.is_dataclass``, ``fields``, ``replace``, ``asdict`` and a
-``@dataclass`` subclass all work, through ``__dataclass_fields__`` made (importing
-``dataclasses``) the first time something asks. Not supported: ``InitVar``,
-``KW_ONLY``, slots, ordering. tests/test_records.py compares the two side by side.
+``__post_init__``, inheritance, and methods a class writes itself are kept.
+Assigning or deleting a field of a frozen record raises
+``dataclasses.FrozenInstanceError`` (this module's :class:`FrozenInstanceError`, an
+AttributeError too, while ``dataclasses`` is not loaded). Use :func:`field`,
+:func:`fields` and :func:`replace` from here; ``dataclasses.is_dataclass``,
+``fields``, ``replace``, ``asdict`` and a ``@dataclass`` subclass work as well,
+through a ``__dataclass_fields__`` made (importing ``dataclasses``) the first time
+something asks. Not supported: ``InitVar``, ``KW_ONLY``, slots, ordering.
+tests/test_records.py compares the two side by side.
 """
 
 from __future__ import annotations
