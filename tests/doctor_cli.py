@@ -34,6 +34,20 @@ class DoctorRun:
         raise KeyError(f"{check_id} not in {[c['id'] for c in self.doc['checks']]}")
 
 
+def python_lines(code: str, *args: str, timeout: float = 60) -> list[str]:
+    """Run *code* with this interpreter (``python -c``): it must exit 0 and print
+    nothing on stderr; the lines it printed."""
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    return done.stdout.splitlines()
+
+
 def run_doctor(
     *args: str,
     netns: Netns | None = None,

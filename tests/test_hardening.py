@@ -20,7 +20,7 @@ from pathlib import Path
 
 import infra
 import pytest
-from doctor_cli import run_doctor
+from doctor_cli import python_lines, run_doctor
 from shipyard_doctor.cli import main
 from shipyard_doctor.context import Environment
 from shipyard_doctor.errors import must_wait
@@ -391,15 +391,7 @@ except KeyboardInterrupt:
 
 
 def test_a_signal_inside_the_import_machinery_comes_again_after_it():
-    done = subprocess.run(
-        [sys.executable, "-c", GUARD_PROBE],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert done.returncode == 0 and done.stderr == "", done.stderr
-    assert done.stdout.splitlines() == [
+    assert python_lines(GUARD_PROBE) == [
         "True",
         "deferred",
         "import ended normally",
@@ -429,15 +421,7 @@ except KeyboardInterrupt:
 def test_a_signal_inside_a_finalizer_comes_again_after_it():
     # Raised in __del__ (or a weak reference's callback), Python would print
     # "Exception ignored in" with a traceback and lose the signal.
-    done = subprocess.run(
-        [sys.executable, "-c", DEL_PROBE],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert done.returncode == 0 and done.stderr == "", done.stderr
-    assert done.stdout.splitlines() == [
+    assert python_lines(DEL_PROBE) == [
         "__del__ ended normally",
         "interrupted after __del__",
     ]

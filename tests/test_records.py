@@ -22,6 +22,7 @@ from dataclasses import (
 from typing import Any, ClassVar
 
 import pytest
+from doctor_cli import python_lines
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from shipyard_doctor import records
@@ -436,15 +437,7 @@ except dataclasses.FrozenInstanceError as e:
 
 
 def test_a_record_needs_neither_dataclasses_nor_inspect_until_asked():
-    done = subprocess.run(
-        [sys.executable, "-c", NO_DATACLASSES],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == [
+    assert python_lines(NO_DATACLASSES) == [
         "shipyard_doctor.records FrozenInstanceError cannot assign to field 'x'",
         "Point(x=1, y=0) True True",
         "[]",
