@@ -163,7 +163,8 @@ def _make(cls: Any, frozen: bool) -> Any:
             f"{cls.__qualname__}: a record cannot define __setattr__ or __delattr__"
         )
     by_name = _inherited(cls, frozen)
-    for name, annotation in own.get("__annotations__", {}).items():
+    annotated = own.get("__annotations__", {})
+    for name, annotation in annotated.items():
         kind = _pseudo(annotation)
         if kind == "ClassVar":
             continue
@@ -183,7 +184,6 @@ def _make(cls: Any, frozen: bool) -> Any:
             else:
                 setattr(cls, name, f.default)
         by_name[name] = f  # a field redefined keeps its place, as in dataclasses
-    annotated = own.get("__annotations__", {})
     for name, value in own.items():
         if isinstance(value, Field) and name not in annotated:
             raise TypeError(f"{name!r} is a field but has no type annotation")
